@@ -25,6 +25,11 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version": {"print the version", cmdVersion},
+		"detect":  {"score a CSV file with the anomaly detectors", cmdDetect},
+		"serve":   {"run Vigil: store, API and detection (embedded defaults)", cmdServe},
+		"token":   {"create, list or revoke API tokens", cmdToken},
+		"corpus":  {"write a labelled anomaly corpus of CSV files", cmdCorpus},
+		"eval":    {"measure detection quality on a labelled corpus", cmdEval},
 	}
 }
 

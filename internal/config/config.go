@@ -39,6 +39,28 @@ type Config struct {
 	// MaxFutureSkew is how far ahead of the server clock a timestamp may be.
 	MaxFutureSkew Duration `json:"max_future_skew"`
 
+	// MQTTBroker, when set, is an external MQTT broker to subscribe to
+	// (tcp://host:1883, tcp://user:pass@host:1883).
+	MQTTBroker string `json:"mqtt_broker"`
+	// MQTTListen, when set, runs the embedded MQTT broker on this address
+	// (e.g. :1883); devices log in with their device ID and a write token.
+	MQTTListen string `json:"mqtt_listen"`
+	// MQTTTopic is the topic template, with one {device} level.
+	MQTTTopic string `json:"mqtt_topic"`
+	// MQTTClientID is Vigil's session name at the external broker.
+	MQTTClientID string `json:"mqtt_client_id"`
+
+	// Detection is "on" (score every stored reading and record anomaly
+	// events) or "off".
+	Detection string `json:"detection"`
+	// WebhookURL, when set, receives every anomaly notification (open,
+	// escalate, close) as a signed JSON POST.
+	WebhookURL string `json:"webhook_url"`
+	// WebhookKey is the shared secret keying the HMAC-SHA256
+	// X-Vigil-Signature of webhook requests. It is redacted when the
+	// configuration is printed.
+	WebhookKey string `json:"webhook_key"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -57,6 +79,9 @@ func Default() Config {
 		Retention:        0,
 		OutOfOrderWindow: Duration(24 * time.Hour),
 		MaxFutureSkew:    Duration(10 * time.Minute),
+		MQTTTopic:        "vigil/{device}/telemetry",
+		MQTTClientID:     "vigil-ingest",
+		Detection:        "on",
 		LogLevel:         "info",
 	}
 }
@@ -143,6 +168,13 @@ func settings() []setting {
 		{"retention", "delete samples older than this (0 keeps all; e.g. 30d)", func(c *Config) any { return &c.Retention }},
 		{"out-of-order-window", "accept readings up to this late", func(c *Config) any { return &c.OutOfOrderWindow }},
 		{"max-future-skew", "reject readings further ahead of the server clock", func(c *Config) any { return &c.MaxFutureSkew }},
+		{"mqtt-broker", "external MQTT broker to subscribe to, e.g. tcp://127.0.0.1:1883 (empty: off)", func(c *Config) any { return &c.MQTTBroker }},
+		{"mqtt-listen", "run the embedded MQTT broker on this address, e.g. :1883 (empty: off)", func(c *Config) any { return &c.MQTTListen }},
+		{"mqtt-topic", "MQTT topic template with one {device} level", func(c *Config) any { return &c.MQTTTopic }},
+		{"mqtt-client-id", "client ID of Vigil's persistent session at the external broker", func(c *Config) any { return &c.MQTTClientID }},
+		{"detection", "score every stored reading and record anomaly events: on or off", func(c *Config) any { return &c.Detection }},
+		{"webhook-url", "POST anomaly notifications to this URL (empty: off)", func(c *Config) any { return &c.WebhookURL }},
+		{"webhook-key", "shared secret keying the HMAC-SHA256 X-Vigil-Signature of webhook requests", func(c *Config) any { return &c.WebhookKey }},
 		{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	}
 }
@@ -300,6 +332,17 @@ func (c Config) Validate() error {
 	if c.MaxFutureSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_future_skew: %v is negative", c.MaxFutureSkew))
 	}
+	if (c.MQTTBroker != "" || c.MQTTListen != "") && !strings.Contains(c.MQTTTopic, "{device}") {
+		errs = append(errs, fmt.Errorf("mqtt_topic: %q needs a {device} level, e.g. vigil/{device}/telemetry", c.MQTTTopic))
+	}
+	if c.Detection != "on" && c.Detection != "off" {
+		errs = append(errs, fmt.Errorf("detection: %q is neither on nor off", c.Detection))
+	}
+	if c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("webhook_url: %q is not an http(s) URL", Redact(c.WebhookURL)))
+		}
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
@@ -347,6 +390,9 @@ func (c Config) String() string {
 		switch p := s.ptr(&c).(type) {
 		case *string:
 			v = Redact(*p)
+			if s.name == "webhook-key" && *p != "" {
+				v = "REDACTED"
+			}
 		case *Duration:
 			v = p.String()
 		}

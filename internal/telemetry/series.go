@@ -5,12 +5,17 @@
 // per numeric field: a Series is a measurement, a sorted tag set and one
 // field name. Timestamps are Unix milliseconds: Vigil's time resolution is
 // one millisecond in every backend.
+//
+// LineParser and Decoder read InfluxDB line protocol, ParseJSON reads Vigil's
+// JSON points; AppendPoints and AppendJSON write them. FORMATS.md, beside
+// this package, specifies both formats, their escaping, limits and errors.
 package telemetry
 
 import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // DeviceTag is the tag key that names the device a series belongs to.
@@ -63,48 +68,36 @@ func (s Series) Device() string {
 }
 
 // Key returns the canonical, unique string form of the series:
-// measurement,tag1=v1,tag2=v2 field — with line-protocol escaping, so that the
-// key parses back as the series it names.
+// measurement,tag1=v1,tag2=v2 field — with line-protocol escaping (see
+// FORMATS.md: commas and spaces in the measurement; commas, equals signs and
+// spaces in tag keys, tag values and the field; backslashes everywhere), so
+// that ParseSeriesKey(s.Key()) returns s again for every series whose tags are
+// sorted with unique keys. Distinct series have distinct keys.
 func (s Series) Key() string {
-	var b strings.Builder
 	n := len(s.Measurement) + len(s.Field) + 1
 	for _, t := range s.Tags {
 		n += len(t.Key) + len(t.Value) + 2
 	}
-	b.Grow(n)
-	writeEscaped(&b, s.Measurement, measurementEscapes)
+	b := s.AppendKey(make([]byte, 0, n+8))
+	// b is not referenced elsewhere and never modified again.
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// AppendKey appends s.Key() to dst and returns the extended buffer.
+func (s Series) AppendKey(dst []byte) []byte {
+	dst = appendEscaped(dst, s.Measurement, ctxMeasurement)
 	for _, t := range s.Tags {
-		b.WriteByte(',')
-		writeEscaped(&b, t.Key, tagEscapes)
-		b.WriteByte('=')
-		writeEscaped(&b, t.Value, tagEscapes)
+		dst = append(dst, ',')
+		dst = appendEscaped(dst, t.Key, ctxName)
+		dst = append(dst, '=')
+		dst = appendEscaped(dst, t.Value, ctxName)
 	}
-	b.WriteByte(' ')
-	writeEscaped(&b, s.Field, tagEscapes)
-	return b.String()
+	dst = append(dst, ' ')
+	return appendEscaped(dst, s.Field, ctxName)
 }
 
 // String returns s.Key().
 func (s Series) String() string { return s.Key() }
-
-const (
-	measurementEscapes = ", "
-	tagEscapes         = ", ="
-)
-
-func writeEscaped(b *strings.Builder, s, special string) {
-	if !strings.ContainsAny(s, special) && !strings.Contains(s, "\\") {
-		b.WriteString(s)
-		return
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if strings.IndexByte(special, c) >= 0 {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(c)
-	}
-}
 
 // Point is one numeric reading of one series.
 type Point struct {

@@ -134,7 +134,8 @@ func ParseAggregate(s string) (Aggregate, error) {
 
 // Bucket is one step of a downsampled series. Start is aligned to the step
 // (Start % step == 0 in Unix milliseconds). Values are in the order of the
-// aggregates requested. Buckets without samples are omitted.
+// aggregates requested. Buckets without samples are omitted, and so are
+// buckets whose samples are all NaN (aggregates skip NaN).
 type Bucket struct {
 	Start  int64
 	Values []float64
@@ -159,7 +160,8 @@ type Range struct {
 //
 // Idempotency: writes are keyed by (series, timestamp). Rewriting the same
 // value is a no-op and not an error. Rewriting a different value is rejected
-// with ErrConflict: the first write wins.
+// with ErrConflict: the first write wins. Values are compared by bit pattern
+// after NaN normalisation (so -0 differs from +0, and all NaNs are equal).
 //
 // NaN: a NaN value (any bit pattern) is stored as the canonical NaN and read
 // back as NaN; aggregates skip NaN samples (count counts non-NaN samples).
@@ -175,7 +177,9 @@ type Repository interface {
 	// QueryRange returns the raw samples of every series matching sel in r.
 	QueryRange(ctx context.Context, sel Selector, r Range) ([]SeriesSamples, error)
 	// Downsample aggregates every series matching sel in r into buckets of
-	// step, aligned to multiples of step since the Unix epoch.
+	// step, aligned to multiples of step since the Unix epoch. step must be
+	// a positive whole number of milliseconds and aggs non-empty, else
+	// ErrInvalid.
 	Downsample(ctx context.Context, sel Selector, r Range, step time.Duration, aggs []Aggregate) ([]SeriesBuckets, error)
 	// ListSeries returns the series matching sel that have data in r.
 	ListSeries(ctx context.Context, sel Selector, r Range) ([]telemetry.Series, error)

@@ -1,0 +1,253 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// csvOf builds a CSV with the given header and rows of cells.
+func csvOf(header string, rows [][]string) string {
+	var b strings.Builder
+	b.WriteString(header + "\n")
+	for _, r := range rows {
+		b.WriteString(strings.Join(r, ",") + "\n")
+	}
+	return b.String()
+}
+
+func scoreString(t *testing.T, in string, opts CSVOptions) ([][]string, CSVStats) {
+	t.Helper()
+	var out bytes.Buffer
+	st, err := ScoreCSV(t.Context(), strings.NewReader(in), &out, opts)
+	if err != nil {
+		t.Fatalf("ScoreCSV: %v", err)
+	}
+	r := csv.NewReader(&out)
+	r.Comma = ','
+	if strings.Contains(strings.SplitN(in, "\n", 2)[0], ";") && !strings.Contains(strings.SplitN(in, "\n", 2)[0], ",") {
+		r.Comma = ';'
+	}
+	recs, err := r.ReadAll()
+	if err != nil {
+		t.Fatalf("read output: %v", err)
+	}
+	return recs, st
+}
+
+func TestScoreCSVUnivariate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var rows [][]string
+	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	blanks := 0
+	for i := range 3000 {
+		tm = tm.Add(time.Duration(30+rng.IntN(60)) * time.Second) // irregular
+		if i == 2000 {
+			tm = tm.Add(6 * time.Hour) // a gap
+		}
+		v := fmt.Sprintf("%.3f", 20+rng.NormFloat64())
+		if i == 2500 {
+			v = "35"
+		}
+		if rng.IntN(50) == 0 {
+			v, blanks = "", blanks+1
+		}
+		rows = append(rows, []string{tm.Format(time.RFC3339), v})
+	}
+	in := csvOf("timestamp,temp", rows)
+	recs, st := scoreString(t, in, DefaultCSVOptions())
+	if got, want := recs[0], []string{"timestamp", "temp", "anomaly_score", "is_anomaly"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("header %v, want %v", got, want)
+	}
+	if len(recs)-1 != len(rows) || st.Rows != int64(len(rows)) {
+		t.Fatalf("got %d output rows (stats %d), want %d", len(recs)-1, st.Rows, len(rows))
+	}
+	if st.Missing != int64(blanks) {
+		t.Errorf("missing cells %d, want %d", st.Missing, blanks)
+	}
+	flagged := map[int]bool{}
+	for i, r := range recs[1:] {
+		if r[0] != rows[i][0] || r[1] != rows[i][1] {
+			t.Fatalf("row %d: input columns %v, want %v", i, r[:2], rows[i])
+		}
+		s, err := parseFloatStrict(r[2])
+		if err != nil || s < 0 || s > 1 {
+			t.Fatalf("row %d: anomaly_score %q outside [0, 1]", i, r[2])
+		}
+		if (r[3] == "1") != (s >= 0.5) {
+			t.Errorf("row %d: is_anomaly %s with score %v", i, r[3], s)
+		}
+		if r[3] == "1" {
+			flagged[i] = true
+		}
+	}
+	if !flagged[2000] {
+		t.Errorf("the row after a 6-hour gap is not flagged")
+	}
+	if !flagged[2500] || rows[2500][1] == "" {
+		t.Errorf("the spike at row 2500 is not flagged")
+	}
+	if len(flagged) > 4 {
+		t.Errorf("%d rows flagged, want at most 4 (gap, spike and little else): %v", len(flagged), flagged)
+	}
+}
+
+func parseFloatStrict(s string) (float64, error) {
+	var f float64
+	_, err := fmt.Sscan(s, &f)
+	return f, err
+}
+
+func TestScoreCSVMultivariate(t *testing.T) {
+	s := genDevice(21, 2000, []devFault{devCorrBreak})
+	var rows [][]string
+	for i := range s.t {
+		r := []string{fmt.Sprint(s.t[i] / 1000)} // Unix seconds
+		for _, v := range s.rows[i] {
+			r = append(r, fmt.Sprintf("%.4f", v))
+		}
+		if i%37 == 0 {
+			r[2] = "NaN"
+		}
+		rows = append(rows, r)
+	}
+	in := csvOf("time;"+strings.Join(devSensors, ";"), nil)
+	in = strings.ReplaceAll(in, ",", ";")
+	var b strings.Builder
+	b.WriteString(in)
+	for _, r := range rows {
+		b.WriteString(strings.Join(r, ";") + "\n")
+	}
+	recs, st := scoreString(t, b.String(), DefaultCSVOptions())
+	if len(recs)-1 != len(rows) || len(recs[0]) != 7 {
+		t.Fatalf("got %d rows of %d columns, want %d of 7", len(recs)-1, len(recs[0]), len(rows))
+	}
+	hits := 0
+	for i, r := range recs[1:] {
+		if r[6] == "1" && s.label[i] {
+			hits++
+		}
+	}
+	if hits == 0 {
+		t.Errorf("correlation break not flagged (stats %+v)", st)
+	}
+}
+
+func TestScoreCSVTimestampForms(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	forms := map[string]func(time.Time) string{
+		"rfc3339":  func(t time.Time) string { return t.Format(time.RFC3339Nano) },
+		"space":    func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
+		"unix s":   func(t time.Time) string { return fmt.Sprint(t.Unix()) },
+		"unix ms":  func(t time.Time) string { return fmt.Sprint(t.UnixMilli()) },
+		"unix s.f": func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) },
+	}
+	for name, f := range forms {
+		t.Run(name, func(t *testing.T) {
+			var p timeParser
+			for i := range 3 {
+				tm := base.Add(time.Duration(i) * time.Minute)
+				got, err := p.parse(f(tm))
+				if err != nil || got != tm.UnixMilli() {
+					t.Fatalf("parse(%q) = %d, %v; want %d", f(tm), got, err, tm.UnixMilli())
+				}
+			}
+		})
+	}
+}
+
+func TestScoreCSVErrors(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     string // substring naming the place
+	}{
+		{"empty", "", "line 1"},
+		{"one column", "timestamp\n2026-01-01T00:00:00Z\n", "line 1"},
+		{"bad value", "timestamp,v\n2026-01-01T00:00:00Z,1\n2026-01-01T00:01:00Z,abc\n", `line 3, column "v"`},
+		{"bad time", "timestamp,v\n2026-01-01T00:00:00Z,1\nyesterday,2\n", `line 3, column "timestamp"`},
+		{"unknown time form", "timestamp,v\nnoon,1\n", `line 2, column "timestamp"`},
+		{"short row", "timestamp,a,b\n2026-01-01T00:00:00Z,1,2\n2026-01-01T00:01:00Z,1\n", "line 3"},
+		{"bad quote", "timestamp,v\n2026-01-01T00:00:00Z,\"1\n", "line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ScoreCSV(t.Context(), strings.NewReader(tt.in), &bytes.Buffer{}, DefaultCSVOptions())
+			if !errors.Is(err, ErrBadCSV) {
+				t.Fatalf("err = %v, want ErrBadCSV", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestScoreCSVProgressAndCancel(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("timestamp,v\n")
+	for i := range 25000 {
+		fmt.Fprintf(&b, "%d,%g\n", 1_700_000_000+i*60, math.Sin(float64(i)/50))
+	}
+	in := b.String()
+	opts := DefaultCSVOptions()
+	opts.Size = int64(len(in))
+	var calls []int64
+	opts.Progress = func(rows, bytes, size int64) {
+		if bytes > size || size != int64(len(in)) {
+			t.Errorf("progress bytes %d of %d, want <= size %d", bytes, size, len(in))
+		}
+		calls = append(calls, rows)
+	}
+	var out bytes.Buffer
+	st, err := ScoreCSV(t.Context(), strings.NewReader(in), &out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 25000 || len(calls) != 3 || calls[len(calls)-1] != 25000 {
+		t.Errorf("rows %d, progress calls %v; want 25000 rows and calls at 10000, 20000, 25000", st.Rows, calls)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ScoreCSV(ctx, strings.NewReader(in), &out, DefaultCSVOptions()); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+func FuzzScoreCSV(f *testing.F) {
+	f.Add("timestamp,v\n2026-01-01T00:00:00Z,1\n2026-01-01T00:01:00Z,2\n")
+	f.Add("timestamp;a;b\n1700000000;1;2\n1700000060;;3\n")
+	f.Add("t,a,b,c\n1700000000000,1,NaN,3\n1700000060000,1,2,\n")
+	f.Add("timestamp,v\n2026-01-01 00:00:00,1e308\n2026-01-01 00:00:01,-1e308\n")
+	f.Add("\xef\xbb\xbftimestamp,v\n\"2026-01-01T00:00:00Z\",\"1\"\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		opts := DefaultCSVOptions()
+		opts.Config.Warmup = 10
+		opts.Device.Warmup = 10
+		var out bytes.Buffer
+		st, err := ScoreCSV(t.Context(), strings.NewReader(in), &out, opts)
+		if err != nil {
+			return
+		}
+		recs, err := csv.NewReader(strings.NewReader(strings.ReplaceAll(out.String(), ";", ","))).ReadAll()
+		if err != nil {
+			return // the delimiter swap can break quoted cells; the row count is checked below only when it parses
+		}
+		if int64(len(recs)-1) != st.Rows {
+			t.Fatalf("%d output rows, stats say %d", len(recs)-1, st.Rows)
+		}
+		for _, r := range recs[1:] {
+			s, err := parseFloatStrict(r[len(r)-2])
+			if err != nil || s < 0 || s > 1 || math.IsNaN(s) {
+				t.Fatalf("score %q outside [0, 1]", r[len(r)-2])
+			}
+		}
+	})
+}

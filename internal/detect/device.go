@@ -1,0 +1,609 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+const (
+	deviceKind       = 'D'
+	deviceVersion    = 1
+	maxDeviceWarmup  = 5000
+	maxSensors       = 256
+	minCUSUMLimit    = 20
+	crossMinR2       = 0.8
+	crossResidFloor  = 0.2
+	trendMinR2       = 0.6
+	fastEndAlpha     = 0.3
+	endBand          = 1.5 // noise units: a stream this close to baseline is "back"
+	cusumCapMultiple = 2
+	explainedDamp    = 1.5
+	noiseAlpha       = 0.002
+)
+
+// DeviceDetector is the multivariate streaming detector of one device across
+// its sensors (statistical process control). Each sensor is standardised
+// against the warm-up, with a relative noise floor; sensors that trend during
+// the warm-up follow a Holt (level + slope) baseline instead of a fixed mean.
+// When sensors are correlated, a ridge regression of each sensor on the
+// others (fitted on the warm-up) adds a residual stream that catches a
+// correlation break. Every stream feeds a MEWMA and a two-sided CUSUM; the
+// statistic is the max over streams, the control limits come from a high
+// quantile of the warm-up statistic times a margin. An alarm is held while
+// the statistic stays over the limit, plus Hold rows, and ends early when the
+// streams are back at baseline (reverse change point).
+//
+// A DeviceDetector is not safe for concurrent use. Its state is O(k²) for k
+// sensors after warm-up.
+type DeviceDetector struct {
+	cfg     DeviceConfig
+	sensors []string
+	k       int
+
+	rows int64
+	warm []float64 // warm-up rows, row-major k values each; nil after warm-up
+
+	base, slope, sd []float64 // per sensor baseline, slope per row, noise
+	trend           []bool
+	beta            []float64 // k×k, beta[i*k+j]: weight of sensor j in predicting i
+	crossSD         []float64 // residual noise of each cross stream; 0 = off
+	lastX           []float64 // last standardised value per sensor
+
+	z, fast, cp, cn []float64 // per stream (2k): MEWMA, fast EWMA, CUSUM sums
+	gain            []float64 // per stream (2k): warm-up spread of the MEWMA relative to white noise (≥ 1)
+	mu, muSlope     []float64 // per stream (2k): slow Holt baseline (level, slope), frozen during an alarm
+	nsc             []float64 // per stream (2k): live noise scale relative to warm-up (≥ 1 when used)
+	limit, climit   float64
+	perStream       [][]float64 // during fit only: per-stream statistics
+	inAlarm         bool
+	quiet           int  // rows under the limits while in alarm
+	back            int  // rows with every stream back at baseline while in alarm
+	alarmRows       int  // rows of the current alarm
+	rebase          bool // the next row resets every stream's baseline to itself
+	sinceEnd        int  // rows since the last alarm ended
+}
+
+// NewDeviceDetector returns a detector for the named sensors, in the order
+// of the values passed to Update. It panics if cfg does not validate or there
+// are no sensors or more than 256.
+func NewDeviceDetector(cfg DeviceConfig, sensors []string) *DeviceDetector {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if len(sensors) == 0 || len(sensors) > maxSensors {
+		panic(fmt.Sprintf("detect: %d sensors, want 1..%d", len(sensors), maxSensors))
+	}
+	k := len(sensors)
+	d := &DeviceDetector{cfg: cfg, sensors: slices.Clone(sensors), k: k, sinceEnd: math.MaxInt32}
+	d.alloc()
+	return d
+}
+
+func (d *DeviceDetector) alloc() {
+	k := d.k
+	d.base, d.slope, d.sd = make([]float64, k), make([]float64, k), make([]float64, k)
+	d.trend = make([]bool, k)
+	d.beta, d.crossSD, d.lastX = make([]float64, k*k), make([]float64, k), make([]float64, k)
+	d.z, d.fast = make([]float64, 2*k), make([]float64, 2*k)
+	d.cp, d.cn = make([]float64, 2*k), make([]float64, 2*k)
+	d.gain = make([]float64, 2*k)
+	d.mu, d.muSlope = make([]float64, 2*k), make([]float64, 2*k)
+	d.nsc = make([]float64, 2*k)
+	for i := range d.gain {
+		d.gain[i] = 1
+	}
+}
+
+// Sensors returns the sensor names in Update order.
+func (d *DeviceDetector) Sensors() []string { return slices.Clone(d.sensors) }
+
+// Warm reports whether the warm-up is over.
+func (d *DeviceDetector) Warm() bool { return d.warm == nil && d.rows >= int64(d.cfg.Warmup) }
+
+// Limits returns the MEWMA and CUSUM control limits learned at warm-up.
+func (d *DeviceDetector) Limits() (mewma, cusum float64) { return d.limit, d.climit }
+
+// Update scores one row: vals[i] is the reading of sensor i at time t (Unix
+// milliseconds); NaN marks a missing reading. Missing trailing values may be
+// omitted. A row with no valid value changes nothing.
+func (d *DeviceDetector) Update(t int64, vals []float64) Result {
+	_ = t // rows are equally weighted; t is kept for a future time-aware baseline
+	row := make([]float64, d.k)
+	valid := 0
+	for i := range row {
+		row[i] = math.NaN()
+		if i < len(vals) && !math.IsInf(vals[i], 0) {
+			row[i] = vals[i]
+		}
+		if !math.IsNaN(row[i]) {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return Result{}
+	}
+	d.rows++
+	if !d.Warm() {
+		d.warm = append(d.warm, row...)
+		if d.rows == int64(d.cfg.Warmup) {
+			d.fit()
+		}
+		return Result{}
+	}
+	return d.step(row, true)
+}
+
+// fit learns baselines, noise, trends, the cross model and control limits
+// from the warm-up rows, then frees them.
+func (d *DeviceDetector) fit() {
+	k, n := d.k, len(d.warm)/d.k
+	col := make([]float64, n)
+	for i := range k {
+		// Fill gaps with the previous valid value (or the first valid one).
+		first := math.NaN()
+		for r := range n {
+			if v := d.warm[r*k+i]; !math.IsNaN(v) {
+				first = v
+				break
+			}
+		}
+		if math.IsNaN(first) {
+			first = 0
+		}
+		last := first
+		for r := range n {
+			if v := d.warm[r*k+i]; !math.IsNaN(v) {
+				last = v
+			}
+			col[r] = last
+		}
+		mean, lo, hi := 0.0, col[0], col[0]
+		for _, v := range col {
+			mean += v
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		mean /= float64(n)
+		// Linear trend against the row index.
+		mx := float64(n-1) / 2
+		sxx, sxy, syy := 0.0, 0.0, 0.0
+		for r, v := range col {
+			dx, dy := float64(r)-mx, v-mean
+			sxx += dx * dx
+			sxy += dx * dy
+			syy += dy * dy
+		}
+		b := 0.0
+		if sxx > 0 {
+			b = sxy / sxx
+		}
+		r2 := 0.0
+		if syy > 0 {
+			r2 = b * sxy / syy
+		}
+		floor := max(d.cfg.NoiseFloor*math.Abs(mean), 0.01*(hi-lo), 1e-9)
+		if r2 >= trendMinR2 {
+			d.trend[i] = true
+			d.slope[i] = b
+			res := 0.0
+			for r, v := range col {
+				e := v - (mean + b*(float64(r)-mx))
+				res += e * e
+			}
+			d.sd[i] = max(math.Sqrt(res/float64(n)), floor)
+			d.base[i] = mean + b*(float64(n-1)-mx)
+		} else {
+			d.base[i] = mean
+			d.sd[i] = max(math.Sqrt(syy/float64(n)), floor)
+		}
+		// Standardise the warm-up column in place for the cross model.
+		for r, v := range col {
+			expect := d.base[i]
+			if d.trend[i] {
+				expect = mean + b*(float64(r)-mx)
+			}
+			d.warm[r*k+i] = (v - expect) / d.sd[i]
+		}
+	}
+	if d.cfg.CrossModel && k >= 2 {
+		d.fitCross(n)
+	}
+
+	// Replay the warm-up once to learn each stream's gain: how much wider
+	// its MEWMA swings than white noise would (autocorrelation, a factor
+	// the warm-up only partly saw), then again to set the control limits.
+	per := make([][]float64, 2*k)
+	d.perStream = per
+	for r := range n {
+		d.streams(d.warm[r*k : (r+1)*k])
+	}
+	d.perStream = nil
+	for s, xs := range per {
+		// The root mean square is 1 for white noise, and estimated more
+		// stably than a high quantile from a short autocorrelated warm-up.
+		if len(xs) > 0 {
+			ss := 0.0
+			for _, x := range xs {
+				ss += x * x
+			}
+			d.gain[s] = max(1, math.Sqrt(ss/float64(len(xs))))
+		}
+	}
+	clear(d.z)
+	clear(d.fast)
+	clear(d.cp)
+	clear(d.cn)
+	clear(d.mu)
+	clear(d.muSlope)
+	stats := make([]float64, 0, n)
+	cstats := make([]float64, 0, n)
+	for r := range n {
+		m, c := d.streams(d.warm[r*k : (r+1)*k])
+		stats = append(stats, m)
+		cstats = append(cstats, c)
+	}
+	d.limit = max(quantile(stats, d.cfg.Quantile)*d.cfg.Margin, d.cfg.MinLimit)
+	d.climit = max(quantile(cstats, d.cfg.Quantile)*2*d.cfg.Margin, minCUSUMLimit)
+	d.warm = nil // the streams carry on from the replay: no start-up transient
+}
+
+// fitCross fits, for each sensor, a ridge regression on the other sensors
+// over the standardised warm-up rows in d.warm.
+func (d *DeviceDetector) fitCross(n int) {
+	k := d.k
+	m := k - 1
+	a := make([]float64, m*m)
+	rhs := make([]float64, m)
+	idx := make([]int, 0, m)
+	for i := range k {
+		idx = idx[:0]
+		for j := range k {
+			if j != i {
+				idx = append(idx, j)
+			}
+		}
+		clear(a)
+		clear(rhs)
+		syy := 0.0
+		for r := range n {
+			x := d.warm[r*k : (r+1)*k]
+			syy += x[i] * x[i]
+			for p, jp := range idx {
+				rhs[p] += x[jp] * x[i]
+				for q, jq := range idx {
+					a[p*m+q] += x[jp] * x[jq]
+				}
+			}
+		}
+		ridge := 0.05 * float64(n)
+		for p := range m {
+			a[p*m+p] += ridge
+		}
+		beta, ok := solve(slices.Clone(a), slices.Clone(rhs), m)
+		if !ok || syy == 0 {
+			continue
+		}
+		res := 0.0
+		for r := range n {
+			x := d.warm[r*k : (r+1)*k]
+			pred := 0.0
+			for p, jp := range idx {
+				pred += beta[p] * x[jp]
+			}
+			res += (x[i] - pred) * (x[i] - pred)
+		}
+		if 1-res/syy < crossMinR2 {
+			continue
+		}
+		for p, jp := range idx {
+			d.beta[i*k+jp] = beta[p]
+		}
+		d.crossSD[i] = max(math.Sqrt(res/float64(n)), crossResidFloor)
+	}
+}
+
+// solve solves the m×m system a·x = b by Gaussian elimination with partial
+// pivoting; a and b are overwritten.
+func solve(a, b []float64, m int) ([]float64, bool) {
+	for c := range m {
+		p := c
+		for r := c + 1; r < m; r++ {
+			if math.Abs(a[r*m+c]) > math.Abs(a[p*m+c]) {
+				p = r
+			}
+		}
+		if math.Abs(a[p*m+c]) < 1e-12 {
+			return nil, false
+		}
+		if p != c {
+			for q := range m {
+				a[c*m+q], a[p*m+q] = a[p*m+q], a[c*m+q]
+			}
+			b[c], b[p] = b[p], b[c]
+		}
+		for r := c + 1; r < m; r++ {
+			f := a[r*m+c] / a[c*m+c]
+			for q := c; q < m; q++ {
+				a[r*m+q] -= f * a[c*m+q]
+			}
+			b[r] -= f * b[c]
+		}
+	}
+	x := make([]float64, m)
+	for r := m - 1; r >= 0; r-- {
+		s := b[r]
+		for q := r + 1; q < m; q++ {
+			s -= a[r*m+q] * x[q]
+		}
+		x[r] = s / a[r*m+r]
+	}
+	return x, true
+}
+
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// streams updates the MEWMA and CUSUM of every stream with the standardised
+// row x (NaN = missing) and returns the MEWMA statistic and the largest CUSUM.
+func (d *DeviceDetector) streams(x []float64) (float64, float64) {
+	st, _, c := d.streamsArg(x)
+	return st, c
+}
+
+func (d *DeviceDetector) streamsArg(x []float64) (stat float64, arg int, cus float64) {
+	k := d.k
+	lam := d.cfg.Lambda
+	norm := math.Sqrt(lam / (2 - lam))
+	capC := cusumCapMultiple * max(d.climit, minCUSUMLimit)
+	arg = -1
+	upd := func(s int, v float64) {
+		if !d.inAlarm {
+			d.mu[s] += d.muSlope[s]
+		}
+		if d.rebase {
+			d.mu[s], d.z[s], d.fast[s] = v, 0, 0
+		}
+		v -= d.mu[s]
+		if !d.inAlarm {
+			// The slow baseline absorbs drifts slower than TrendLambda.
+			lb := d.cfg.TrendLambda
+			e := min(max(v, -endBand), endBand)
+			d.mu[s] += lb * e
+			d.muSlope[s] += lb * lb * e
+		}
+		v /= d.gain[s]
+		if !d.inAlarm && d.perStream == nil {
+			// The noise scale keeps learning, slowly and never from
+			// outliers, so a stream whose noise grows as the process
+			// leaves the warm-up's conditions does not alarm for ever.
+			if d.nsc[s] == 0 {
+				d.nsc[s] = 1
+			}
+			if a := math.Abs(v); a < 4*max(d.nsc[s], 1) {
+				d.nsc[s] += noiseAlpha * (sigmaPerMAD*a - d.nsc[s])
+			}
+		}
+		v /= max(d.nsc[s], 1)
+		d.z[s] += lam * (v - d.z[s])
+		d.fast[s] += fastEndAlpha * (v - d.fast[s])
+		d.cp[s] = min(max(0, d.cp[s]+v-d.cfg.CUSUMK), capC)
+		d.cn[s] = min(max(0, d.cn[s]-v-d.cfg.CUSUMK), capC)
+		m := math.Abs(d.z[s]) / norm
+		if d.perStream != nil {
+			d.perStream[s] = append(d.perStream[s], m)
+		}
+		c := max(d.cp[s], d.cn[s])
+		if s < k && d.crossSD[s] > 0 {
+			// A sensor the others explain is watched closely by its
+			// cross residual; its raw deviation must be larger to count.
+			m /= explainedDamp
+			c /= explainedDamp
+		}
+		if m > stat {
+			stat, arg = m, s
+		}
+		cus = max(cus, c)
+	}
+	for i := range k {
+		if !math.IsNaN(x[i]) {
+			d.lastX[i] = x[i]
+			upd(i, x[i])
+		}
+	}
+	for i := range k {
+		if d.crossSD[i] == 0 || math.IsNaN(x[i]) {
+			continue
+		}
+		pred := 0.0
+		for j := range k {
+			pred += d.beta[i*k+j] * d.lastX[j]
+		}
+		upd(k+i, (x[i]-pred)/d.crossSD[i])
+	}
+	return stat, arg, cus
+}
+
+// step scores one live row.
+func (d *DeviceDetector) step(row []float64, live bool) Result {
+	k := d.k
+	x := make([]float64, k)
+	for i, v := range row {
+		if math.IsNaN(v) {
+			x[i] = math.NaN()
+			continue
+		}
+		if d.trend[i] {
+			d.base[i] += d.slope[i]
+		}
+		x[i] = (v - d.base[i]) / d.sd[i]
+		if d.trend[i] && !d.inAlarm {
+			// Holt baseline: level and slope follow the sensor slowly.
+			lam := d.cfg.TrendLambda
+			err := v - d.base[i]
+			d.base[i] += lam * err
+			d.slope[i] += lam * lam * err
+		}
+	}
+	stat, arg, cus := d.streamsArg(x)
+	d.rebase = false
+	ratio := max(stat/d.limit, cus/d.climit)
+	over := ratio > 1
+	if !d.inAlarm && d.sinceEnd < math.MaxInt32 {
+		d.sinceEnd++
+	}
+	onset := over && !d.inAlarm && d.sinceEnd > d.cfg.Rest
+	if over {
+		d.inAlarm = true
+		d.quiet = 0
+	} else if d.inAlarm {
+		d.quiet++
+		if d.quiet > d.cfg.Hold {
+			d.endAlarm()
+		}
+	}
+	if d.inAlarm {
+		d.alarmRows++
+		if d.alarmRows > d.cfg.MaxAlarm {
+			// A change that lasts is the new normal.
+			d.endAlarm()
+			d.rebase = true
+		}
+	}
+	if d.inAlarm {
+		backNow := true
+		for s := range d.fast {
+			if math.Abs(d.fast[s]) > endBand {
+				backNow = false
+				break
+			}
+		}
+		if backNow {
+			d.back++
+		} else {
+			d.back = 0
+		}
+		if d.back > d.cfg.Hold {
+			d.endAlarm()
+		}
+	}
+	score := min(0.5*ratio, 1)
+	if !d.inAlarm {
+		return Result{Score: min(score, math.Nextafter(0.5, 0))}
+	}
+	res := Result{Score: max(score, 0.5), Anomaly: true, Onset: onset, Severity: SeverityWarning}
+	if score >= 0.8 {
+		res.Severity = SeverityCritical
+	}
+	switch {
+	case stat/d.limit >= cus/d.climit && arg >= k:
+		res.Detectors = []string{DetCross, DetMEWMA}
+	case stat/d.limit >= cus/d.climit:
+		res.Detectors = []string{DetMEWMA}
+	default:
+		res.Detectors = []string{DetCUSUM}
+	}
+	if arg >= 0 {
+		res.Sensors = []string{d.sensors[arg%k]}
+	}
+	return res
+}
+
+// endAlarm closes the alarm and restarts the change statistics, so the next
+// alarm needs fresh evidence.
+func (d *DeviceDetector) endAlarm() {
+	d.inAlarm, d.quiet, d.back, d.alarmRows, d.sinceEnd = false, 0, 0, 0, 0
+	clear(d.z)
+	clear(d.cp)
+	clear(d.cn)
+}
+
+// MarshalBinary encodes the state of d (not its Config) including the sensor
+// names. The format is described in doc.go.
+func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
+	enc := encoder{}
+	enc.header(deviceKind, deviceVersion)
+	enc.u32(uint32(d.k))
+	for _, s := range d.sensors {
+		enc.str(s)
+	}
+	enc.i64(d.rows)
+	enc.boolean(d.warm != nil)
+	enc.f64s(d.warm)
+	for _, fs := range [][]float64{d.base, d.slope, d.sd, d.beta, d.crossSD, d.lastX, d.z, d.fast, d.cp, d.cn, d.gain, d.mu, d.muSlope, d.nsc} {
+		enc.f64s(fs)
+	}
+	for _, b := range d.trend {
+		enc.boolean(b)
+	}
+	enc.f64(d.limit)
+	enc.f64(d.climit)
+	enc.boolean(d.inAlarm)
+	enc.u32(uint32(d.quiet))
+	enc.u32(uint32(d.back))
+	enc.u32(uint32(d.alarmRows))
+	enc.boolean(d.rebase)
+	enc.u32(uint32(d.sinceEnd))
+	return enc.b, nil
+}
+
+// UnmarshalBinary restores state written by MarshalBinary into d, keeping
+// d's Config. The saved sensor list replaces d's.
+func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
+	dec := decoder{b: data}
+	dec.header(deviceKind, deviceVersion)
+	k := int(dec.u32())
+	if dec.err == nil && (k < 1 || k > maxSensors) {
+		return fmt.Errorf("%w: %d sensors", ErrBadState, k)
+	}
+	s := DeviceDetector{cfg: d.cfg, k: k}
+	for range k {
+		s.sensors = append(s.sensors, dec.str(1<<16))
+	}
+	s.rows = dec.i64()
+	hasWarm := dec.boolean()
+	s.warm = dec.f64s(maxDeviceWarmup * maxSensors)
+	switch {
+	case !hasWarm:
+		s.warm = nil
+	case s.warm == nil:
+		s.warm = []float64{}
+	}
+	want := []int{k, k, k, k * k, k, k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k}
+	ptrs := []*[]float64{&s.base, &s.slope, &s.sd, &s.beta, &s.crossSD, &s.lastX, &s.z, &s.fast, &s.cp, &s.cn, &s.gain, &s.mu, &s.muSlope, &s.nsc}
+	for i, p := range ptrs {
+		*p = dec.f64s(want[i])
+		if dec.err == nil && len(*p) != want[i] {
+			dec.err = fmt.Errorf("%w: field %d has %d values, want %d", ErrBadState, i, len(*p), want[i])
+		}
+	}
+	s.trend = make([]bool, k)
+	for i := range s.trend {
+		s.trend[i] = dec.boolean()
+	}
+	s.limit = dec.f64()
+	s.climit = dec.f64()
+	s.inAlarm = dec.boolean()
+	s.quiet = int(dec.u32())
+	s.back = int(dec.u32())
+	s.alarmRows = int(dec.u32())
+	s.rebase = dec.boolean()
+	s.sinceEnd = int(dec.u32())
+	if err := dec.end(); err != nil {
+		return err
+	}
+	*d = s
+	return nil
+}
+
+// StateSize returns the number of bytes MarshalBinary would produce now.
+func (d *DeviceDetector) StateSize() int {
+	b, _ := d.MarshalBinary()
+	return len(b)
+}

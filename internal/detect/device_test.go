@@ -1,0 +1,156 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func runDevice(cfg DeviceConfig, s devSeries) []bool {
+	d := NewDeviceDetector(cfg, devSensors)
+	out := make([]bool, len(s.t))
+	for i := range s.t {
+		out[i] = d.Update(s.t[i], s.rows[i]).Anomaly
+	}
+	return out
+}
+
+func TestDeviceFaults(t *testing.T) {
+	cfg := DefaultDeviceConfig()
+	tp, fn, fp := 0, 0, 0
+	for f := range numDevFaults {
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			ftp, ffn, ffp := 0, 0, 0
+			f1 := 0.0
+			for seed := range uint64(4) {
+				s := genDevice(seed*31+uint64(f), 2000, []devFault{f, f})
+				al := runDevice(cfg, s)
+				a, m, p := eventScoreDev(s, al)
+				ftp, ffn, ffp = ftp+a, ffn+m, ffp+p
+				f1 += pointF1(s.label, al) / 4
+			}
+			t.Logf("%v: tp=%d fn=%d fp-events=%d point-F1=%.3f", f, ftp, ffn, ffp, f1)
+			tp, fn, fp = tp+ftp, fn+ffn, fp+ffp
+			if ftp < 6 {
+				t.Errorf("%v: detected %d of 8 faults, want >= 6", f, ftp)
+			}
+		})
+	}
+	t.Logf("device: tp=%d fn=%d fp-events=%d", tp, fn, fp)
+
+	// Clean runs. The synthetic latent factor moves slowly (AR 0.95), so a
+	// 250-row warm-up sees only a dozen independent samples of it: a few
+	// alarms on factor excursions are expected there; the bound guards
+	// against regressions.
+	alarms := 0
+	for seed := range uint64(3) {
+		s := genDevice(500+seed, 10000, nil)
+		_, _, p := eventScoreDev(s, runDevice(cfg, s))
+		alarms += p
+	}
+	t.Logf("clean device: %d alarm events in 30000 rows", alarms)
+	if alarms > 12 {
+		t.Errorf("clean device: %d alarm events in 30000 rows, want <= 12", alarms)
+	}
+}
+
+// eventScoreDev counts alarm onsets: an onset inside a window hits it; an
+// onset outside every window is a false-positive event.
+func eventScoreDev(s devSeries, alarms []bool) (tp, fn, fp int) {
+	l := labelled{t: s.t, windows: s.windows}
+	onsets := make([]bool, len(alarms))
+	for i, a := range alarms {
+		onsets[i] = a && (i == 0 || !alarms[i-1])
+	}
+	return eventScore(l, onsets)
+}
+
+func TestDeviceRoundTrip(t *testing.T) {
+	cfg := DefaultDeviceConfig()
+	s := genDevice(11, 2000, []devFault{devShift, devCorrBreak})
+	for _, cut := range []int{0, 1, 100, 249, 250, 251, 700, 1500} {
+		d := NewDeviceDetector(cfg, devSensors)
+		for i := range cut {
+			d.Update(s.t[i], s.rows[i])
+		}
+		data, err := d.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewDeviceDetector(cfg, []string{"placeholder"})
+		if err := r.UnmarshalBinary(data); err != nil {
+			t.Fatalf("cut %d: unmarshal: %v", cut, err)
+		}
+		if got := r.Sensors(); !slices.Equal(got, devSensors) {
+			t.Fatalf("cut %d: sensors %v, want %v", cut, got, devSensors)
+		}
+		for i := cut; i < len(s.t); i++ {
+			got, want := r.Update(s.t[i], s.rows[i]), d.Update(s.t[i], s.rows[i])
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("cut %d, row %d: restored detector differs (-orig +restored):\n%s", cut, i, diff)
+			}
+		}
+	}
+	data, _ := NewDeviceDetector(cfg, devSensors).MarshalBinary()
+	for n := range len(data) {
+		if err := NewDeviceDetector(cfg, devSensors).UnmarshalBinary(data[:n]); !errors.Is(err, ErrBadState) {
+			t.Fatalf("truncated to %d bytes: err = %v, want ErrBadState", n, err)
+		}
+	}
+}
+
+func TestDeviceMissingValues(t *testing.T) {
+	s := genDevice(12, 1500, []devFault{devShift})
+	d := NewDeviceDetector(DefaultDeviceConfig(), devSensors)
+	rng := rand.New(rand.NewPCG(1, 2))
+	hits := 0
+	for i := range s.t {
+		row := slices.Clone(s.rows[i])
+		if rng.IntN(10) == 0 {
+			row[rng.IntN(len(row))] = math.NaN()
+		}
+		if i%97 == 0 {
+			row = row[:2] // trailing sensors omitted
+		}
+		r := d.Update(s.t[i], row)
+		if math.IsNaN(r.Score) || r.Score < 0 || r.Score > 1 {
+			t.Fatalf("row %d: score %v outside [0, 1]", i, r.Score)
+		}
+		if r.Onset && s.label[i] {
+			hits++
+		}
+	}
+	if hits == 0 {
+		t.Errorf("shift with 10%% missing cells: no alarm onset inside the fault, want one")
+	}
+	if r := d.Update(s.t[len(s.t)-1]+1000, []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}); !cmp.Equal(r, Result{}) {
+		t.Errorf("all-missing row = %+v, want a zero result", r)
+	}
+}
+
+func TestDeviceContributingSensor(t *testing.T) {
+	s := genDevice(13, 1500, nil)
+	// A clean 4σ shift in "flow" (sensor 3) from row 1000.
+	for i := 1000; i < 1200; i++ {
+		s.rows[i][3] += 4 * 0.5 * 2
+	}
+	d := NewDeviceDetector(DefaultDeviceConfig(), devSensors)
+	for i := range s.t {
+		r := d.Update(s.t[i], s.rows[i])
+		if r.Onset {
+			if i < 1000 {
+				t.Fatalf("onset at row %d before the fault", i)
+			}
+			if !slices.Equal(r.Sensors, []string{"flow"}) {
+				t.Errorf("contributing sensors %v, want [flow]", r.Sensors)
+			}
+			return
+		}
+	}
+	t.Errorf("no alarm for a 4σ shift in one sensor")
+}

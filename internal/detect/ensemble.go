@@ -1,0 +1,635 @@
+package detect
+
+import (
+	"math"
+	"slices"
+)
+
+const (
+	ensembleKind    = 'E'
+	ensembleVersion = 1
+
+	dailyBuckets  = 48  // 30-minute buckets of the day
+	weeklyBuckets = 168 // hourly buckets of the week
+	bucketMemory  = 50  // bucket updates before a bucket mean becomes an EWMA
+	bucketMature  = 3   // bucket updates before a bucket is used
+	spikeZ0       = 3   // robust z below which a component scores 0
+	spikeZ1       = 9   // robust z at which a component scores 1
+	clipZ         = 3   // residuals are clipped to ±clipZ noise units when learning
+	sigmaPerMAD   = 1.2533
+	shortVarAlpha = 0.1
+	shortAlpha    = 0.05 // weight of the short-window mean
+	varRatioLow   = 2    // ratio of short to long noise that starts to score
+	varRatioHigh  = 3.5  // ratio of short to long noise that scores 1
+	minFlatLine   = 30
+	intervalAlpha = 0.02
+	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
+	outlierWeight = 0.25
+)
+
+// fastAlphas are the candidate weights of the one-step predictor; the warm-up
+// picks the one with the smallest prediction error, which is how a series'
+// time scale is learned.
+var fastAlphas = [...]float64{1, 0.5, 0.3, 0.15, 0.05}
+
+type bucket struct {
+	dev     float64 // mean deviation of readings in this bucket from the level
+	n       float64 // readings learned, capped at bucketMemory
+	periods float64 // distinct days (weeks) learned, capped at bucketMemory
+	last    float64 // index of the last day (week) learned
+}
+
+// Ensemble is the univariate streaming detector of one series. It combines
+// range breakout, a robust slow baseline (optionally seasonal), a one-step
+// predictor at the learned time scale, a two-sided CUSUM, a variance-ratio
+// test, configured rules, flat-line and no-data detection, and turns the
+// combined raw score into a calibrated anomaly likelihood with a rest period.
+//
+// Feed readings in timestamp order with Update. An Ensemble is not safe for
+// concurrent use. Its state is bounded (a few KiB; see StateSize) and
+// serialises with MarshalBinary.
+type Ensemble struct {
+	cfg Config
+
+	n      int64 // valid readings seen
+	lastT  int64
+	hasT   bool
+	warm   []float64 // warm-up readings, nil after warm-up
+	warmed bool
+
+	alphaFast float64
+	floor     float64 // noise floor
+	lo, hi    float64 // running range
+
+	level, levelDev float64 // slow robust baseline and noise (σ units)
+	fast, innovDev  float64 // one-step predictor and its error (σ units)
+	seasDev         float64 // noise of the seasonal residual
+	shortVar        float64 // short EW mean of the clipped |innovation|
+	cpos, cneg      float64 // CUSUM sums
+	short, shortDev float64 // short-window mean and the spread of (short − level)
+	relearn         int64   // readings left of fast re-learning after an alarm
+	qLevel, qSpike  zquant  // high quantiles of the level and spike z
+	qShift, qCusum  zquant  // high quantiles of the short-mean z and the CUSUM
+	qVar            zquant  // high quantile of the variance ratio
+	seasOn          bool    // the seasonal residual is in use
+	learned         int64   // readings learned by the scoring path
+	prev            float64
+
+	run, longestRun int64
+	flatOK          bool
+	flatDone        bool
+
+	interval    float64 // learned reporting interval, ms
+	gapReported bool
+
+	sinceAlarm int64
+	lik        likelihood
+
+	daily  []bucket
+	weekly []bucket
+}
+
+// NewEnsemble returns an Ensemble with cfg. It panics if cfg does not
+// validate: callers validate configuration once, where it is loaded.
+func NewEnsemble(cfg Config) *Ensemble {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	e := &Ensemble{cfg: cfg, sinceAlarm: math.MaxInt32}
+	if cfg.Seasonal {
+		e.daily = make([]bucket, dailyBuckets)
+		e.weekly = make([]bucket, weeklyBuckets)
+	}
+	return e
+}
+
+// Config returns the configuration of e.
+func (e *Ensemble) Config() Config { return e.cfg }
+
+// Warm reports whether the warm-up is over and e scores readings.
+func (e *Ensemble) Warm() bool { return e.warmed }
+
+// Interval returns the learned reporting interval in milliseconds (0 until
+// two readings have been seen).
+func (e *Ensemble) Interval() float64 { return e.interval }
+
+// component scores of one reading.
+type components struct {
+	level, spike, shift, variance float64
+	breakout, rule, flat, nodata  bool
+}
+
+// Update scores the reading v at time t (Unix milliseconds). A NaN or
+// infinite v is a missing reading: it returns a zero Result and changes
+// nothing (callers poll Silent for no-data). Readings must come in timestamp
+// order; an out-of-order reading is scored but does not teach the interval.
+func (e *Ensemble) Update(t int64, v float64) Result {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return Result{}
+	}
+	var c components
+	if e.hasT {
+		dt := float64(t - e.lastT)
+		if dt > 0 {
+			if e.warmed && e.cfg.GapFactor > 0 && e.interval > 0 && !e.gapReported &&
+				dt > e.cfg.GapFactor*e.interval {
+				c.nodata = true
+			}
+			e.learnInterval(dt)
+		}
+		if t > e.lastT {
+			e.lastT = t
+		}
+	} else {
+		e.lastT, e.hasT = t, true
+	}
+	e.gapReported = false
+	e.n++
+
+	if !e.warmed {
+		e.warmup(t, v)
+		return Result{}
+	}
+	return e.score(t, v, c, true)
+}
+
+func (e *Ensemble) learnInterval(dt float64) {
+	if e.interval == 0 {
+		e.interval = dt
+		return
+	}
+	a := intervalAlpha
+	if !e.warmed {
+		a = 0.1
+	}
+	e.interval += a * (min(max(dt, e.interval/4), e.interval*4) - e.interval)
+}
+
+// Silent reports a no-data signal when, at time now, the series has been
+// silent for more than GapFactor learned intervals. It reports each silence
+// once; the next reading re-arms it.
+func (e *Ensemble) Silent(now int64) (Result, bool) {
+	if !e.warmed || !e.hasT || e.cfg.GapFactor <= 0 || e.interval <= 0 || e.gapReported {
+		return Result{}, false
+	}
+	if float64(now-e.lastT) <= e.cfg.GapFactor*e.interval {
+		return Result{}, false
+	}
+	e.gapReported = true
+	return Result{
+		Score: 1, Anomaly: true, Onset: true, Severity: SeverityWarning, NoData: true,
+		Detectors: []string{DetNoData},
+	}, true
+}
+
+func (e *Ensemble) warmup(t int64, v float64) {
+	if e.warm == nil {
+		e.warm = make([]float64, 0, e.cfg.Warmup)
+		e.lo, e.hi = v, v
+	}
+	e.warm = append(e.warm, v)
+	e.lo, e.hi = min(e.lo, v), max(e.hi, v)
+	if len(e.warm) > 1 && v == e.prev {
+		e.run++
+	} else {
+		e.longestRun = max(e.longestRun, e.run)
+		e.run = 1
+	}
+	e.prev = v
+	if len(e.warm) < e.cfg.Warmup {
+		return
+	}
+
+	// Learn level, noise and time scale from the warm-up.
+	w := e.warm
+	sorted := slices.Clone(w)
+	slices.Sort(sorted)
+	med := sorted[len(sorted)/2]
+	for i, x := range sorted {
+		sorted[i] = math.Abs(x - med)
+	}
+	slices.Sort(sorted)
+	mad := sorted[len(sorted)/2] * 1.4826
+	span := e.hi - e.lo
+	e.floor = max(0.01*span, 1e-9*max(1, math.Abs(med)))
+	e.level = med
+	e.levelDev = max(mad, e.floor)
+
+	best := math.Inf(1)
+	for _, a := range fastAlphas {
+		f, errSum := w[0], 0.0
+		for _, x := range w[1:] {
+			errSum += math.Abs(x - f)
+			f += a * (x - f)
+		}
+		if errSum < best*0.98 { // prefer the faster candidate unless clearly worse
+			best, e.alphaFast = errSum, a
+		}
+	}
+	e.innovDev = max(sigmaPerMAD*best/float64(len(w)-1), e.floor)
+	e.seasDev = e.levelDev
+	e.shortVar = e.innovDev / sigmaPerMAD
+	e.short = 0
+	e.qLevel, e.qSpike = zquant(zquantInit), zquant(zquantInit)
+	e.qShift, e.qCusum, e.qVar = zquant(4), zquant(4), zquant(4)
+	e.shortDev = e.levelDev * math.Sqrt(shortAlpha/(2-shortAlpha))
+	e.fast = w[0]
+	e.flatOK = span > 0
+	e.longestRun = max(e.longestRun, e.run)
+
+	// Replay the warm-up through the scoring path to seed the CUSUM,
+	// predictor and likelihood history; it cannot alarm.
+	e.warmed = true
+	e.prev = w[0]
+	e.run = 0
+	for _, x := range w {
+		e.score(t, x, components{}, false)
+	}
+	e.warm = nil
+	e.sinceAlarm = math.MaxInt32
+	e.relearn = 0
+}
+
+func zscore(r, dev float64) float64 { return math.Abs(r) / dev }
+
+func ramp(z, z0, z1 float64) float64 { return min(max((z-z0)/(z1-z0), 0), 1) }
+
+// score runs every detector on v. live is false during the warm-up replay:
+// states learn, but nothing alarms and the seasonal profile is not taught
+// twice.
+func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
+	cfg := &e.cfg
+	span := e.hi - e.lo
+
+	// Range breakout against the running range.
+	if live && cfg.BreakoutMargin >= 0 {
+		pad := cfg.BreakoutMargin * max(span, e.floor)
+		c.breakout = v > e.hi+pad || v < e.lo-pad
+	}
+	e.lo, e.hi = min(e.lo, v), max(e.hi, v)
+
+	// Slow baseline, optionally seasonal.
+	r := v - e.level
+	zl := zscore(r, e.levelDev)
+	var db, wb *bucket
+	resid := r
+	if e.daily != nil && t >= 0 {
+		sec := t / 1000
+		db = &e.daily[(sec/1800)%dailyBuckets]
+		wb = &e.weekly[(sec/3600)%weeklyBuckets]
+	}
+	seasResid := r
+	if db != nil {
+		var b *bucket
+		switch {
+		case wb.periods >= 2:
+			b = wb
+		case db.periods >= 2:
+			b = db
+		}
+		if b != nil {
+			seasResid = r - b.dev
+			// Hysteresis: use the seasonal residual once it is clearly
+			// tighter than the plain one.
+			switch {
+			case !e.seasOn && e.seasDev < 0.7*e.levelDev:
+				e.seasOn, e.short, e.cpos, e.cneg = true, 0, 0, 0
+				e.shortDev = 1.5 * e.seasDev * math.Sqrt(shortAlpha/(2-shortAlpha))
+			case e.seasOn && e.seasDev > 0.9*e.levelDev:
+				e.seasOn, e.short, e.cpos, e.cneg = false, 0, 0, 0
+			}
+			if e.seasOn {
+				resid = seasResid
+				// Unusual for the seasonal profile and not plainly usual:
+				// a profile that is briefly wrong does not alarm.
+				zl = min(zscore(resid, e.seasDev), 2*zl)
+			}
+		}
+	}
+	c.level = e.qLevel.scaled(zl)
+
+	// One-step predictor at the learned time scale.
+	inn := v - e.fast
+	c.spike = e.qSpike.scaled(zscore(inn, e.innovDev))
+
+	// Short-window mean against the slow baseline, in units of its own
+	// historical spread: self-calibrating for autocorrelated series.
+	e.short += shortAlpha * (resid - e.short)
+	sd := e.short
+	// The quantile trackers make every component self-calibrating: a
+	// pattern that recurs (a daily step, a regular burst) raises its own
+	// quantile and stops alarming after its first occurrences.
+	c.shift = e.qShift.scaled(zscore(sd, e.shortDev))
+
+	// Two-sided CUSUM on the residual standardised by the effective noise
+	// (the noise inflated for autocorrelation, from the short-mean spread).
+	dev := max(e.levelDev, e.shortDev/math.Sqrt(shortAlpha/(2-shortAlpha)))
+	if e.seasOn {
+		dev = max(e.seasDev, e.shortDev/math.Sqrt(shortAlpha/(2-shortAlpha)))
+	}
+	s := min(max(resid/dev, -5), 5)
+	e.cpos = max(0, e.cpos+s-cfg.CUSUMK)
+	e.cneg = max(0, e.cneg-s-cfg.CUSUMK)
+	c.shift = max(c.shift, e.qCusum.scaled(4*max(e.cpos, e.cneg)/cfg.CUSUMH))
+
+	// Variance ratio of the innovation (clipped, so one outlier is not a
+	// variance change).
+	e.shortVar += shortVarAlpha * (min(math.Abs(inn), 4*e.innovDev) - e.shortVar)
+	c.variance = e.qVar.scaled(2 * sigmaPerMAD * e.shortVar / e.innovDev)
+
+	// Rules.
+	if live {
+		if cfg.Rules.Min != nil && v < *cfg.Rules.Min || cfg.Rules.Max != nil && v > *cfg.Rules.Max {
+			c.rule = true
+		}
+		if cfg.Rules.MaxRate > 0 && e.interval > 0 {
+			// The rate uses the learned interval for the step, so that an
+			// irregular burst of readings does not look like a fast change.
+			if math.Abs(v-e.prev)/(e.interval/1000) > cfg.Rules.MaxRate {
+				c.rule = true
+			}
+		}
+	}
+
+	// Flat line (stuck sensor).
+	if v == e.prev {
+		e.run++
+	} else {
+		if e.run > 0 && !e.flatDone { // a reported stuck run is not normal
+			e.longestRun = max(e.longestRun, e.run)
+		}
+		e.run = 1
+		e.flatDone = false
+	}
+	if live && cfg.FlatLine >= 0 && e.flatOK && !e.flatDone {
+		limit := int64(cfg.FlatLine)
+		if limit == 0 {
+			limit = max(minFlatLine, 2*e.longestRun)
+		}
+		if e.run >= limit {
+			c.flat, e.flatDone = true, true
+		}
+	}
+	e.prev = v
+
+	// Learn: robust slow baseline, seasonal profile, predictor noise. After
+	// an alarm the baseline re-learns fast, so a new normal is learned once.
+	e.learned++
+	a := 1 / float64(min(max(e.learned, 20), int64(cfg.LongScale)))
+	rc := min(max(r, -clipZ*e.levelDev), clipZ*e.levelDev)
+	if e.relearn > 0 {
+		// Follow the new normal: the residual of the full (seasonal) model.
+		e.relearn--
+		e.level += shortAlpha * 2 * resid
+		e.short -= shortAlpha * 2 * resid
+	} else {
+		e.level += a * rc
+	}
+	// Noise scales learn from readings beyond their usual extremes only
+	// with outlierWeight, so an anomaly hardly widens the band that should
+	// catch it while a model that has become wrong still catches up; they
+	// learn nothing from a stuck run, which says nothing about the noise.
+	// Scales have a longer memory than the baseline, so that a slow drift
+	// is not learned as noise before it is detected.
+	as := 1 / float64(min(max(e.learned, 20), int64(scaleMemory*cfg.LongScale)))
+	if e.flatOK && e.run >= minFlatLine/2 {
+		as, a = 0, 0 // a stuck run teaches nothing
+	}
+	w := func(x, band float64) float64 {
+		if math.Abs(x) <= band {
+			return as
+		}
+		return as * outlierWeight
+	}
+	e.levelDev = max(e.levelDev+w(r, float64(e.qLevel)*e.levelDev)*(sigmaPerMAD*math.Abs(rc)-e.levelDev), e.floor)
+	sdc := min(max(sd, -clipZ*e.shortDev), clipZ*e.shortDev)
+	e.shortDev = max(e.shortDev+w(sd, (spikeZ0+1)*e.shortDev)*(sigmaPerMAD*math.Abs(sdc)-e.shortDev), e.floor*0.1)
+	if db != nil {
+		rs := min(max(seasResid, -clipZ*e.seasDev), clipZ*e.seasDev)
+		e.seasDev = max(e.seasDev+w(seasResid, float64(e.qLevel)*e.seasDev)*(sigmaPerMAD*math.Abs(rs)-e.seasDev), e.floor)
+		if live {
+			d := min(max(r, -4*e.levelDev), 4*e.levelDev)
+			day := float64(t / 86400000)
+			for i, b := range [...]*bucket{db, wb} {
+				p := day
+				if i == 1 {
+					p = math.Floor(day / 7)
+				}
+				if b.n == 0 || p != b.last {
+					b.last = p
+					b.periods = min(b.periods+1, bucketMemory)
+				}
+				if b.n < bucketMemory {
+					b.n++
+				}
+				b.dev += (d - b.dev) / b.n
+			}
+		}
+	}
+	ic := min(max(inn, -clipZ*e.innovDev), clipZ*e.innovDev)
+	e.innovDev = max(e.innovDev+w(inn, float64(e.qSpike)*e.innovDev)*(sigmaPerMAD*math.Abs(ic)-e.innovDev), e.floor)
+	e.fast += e.alphaFast * inn
+	if max(e.cpos, e.cneg) >= 2*cfg.CUSUMH {
+		e.cpos, e.cneg = 0, 0
+	}
+
+	raw := max(c.level, c.spike, c.shift, c.variance)
+	score := e.lik.update(raw, cfg.LikelihoodAvg, cfg.LikelihoodMemory)
+	if !live {
+		return Result{}
+	}
+	return e.decide(score, c)
+}
+
+// decide applies the threshold, the direct-evidence detectors and the rest
+// period.
+func (e *Ensemble) decide(score float64, c components) Result {
+	cfg := &e.cfg
+	// A breakout counts only when the reading is also unusual for the
+	// level or the predictor: a new record within the noise is not one.
+	c.breakout = c.breakout && max(c.level, c.spike) >= 0.5
+	forced := c.breakout || c.rule || c.flat || c.nodata
+	e.sinceAlarm++
+	candidate := score >= cfg.Threshold || forced
+	// Flat-line, no-data and rule signals fire once per episode by
+	// themselves, so they are not held back by the rest period.
+	once := c.flat || c.nodata || c.rule
+	if !candidate || (e.sinceAlarm <= int64(cfg.Rest) && !once) {
+		// Below threshold or resting: report the score under the threshold.
+		return Result{Score: min(score, math.Nextafter(cfg.Threshold, 0))}
+	}
+	e.sinceAlarm = 0
+	if !c.flat && !c.nodata {
+		e.relearn = int64(2 / shortAlpha)
+	}
+	e.cpos, e.cneg = 0, 0
+	if forced {
+		score = max(score, cfg.Threshold+(1-cfg.Threshold)/2)
+	}
+	res := Result{Score: score, Anomaly: true, Onset: true, Severity: SeverityInfo}
+	switch {
+	case score >= 0.8 || c.rule:
+		res.Severity = SeverityCritical
+	case score >= 0.6 || forced:
+		res.Severity = SeverityWarning
+	}
+	type named struct {
+		name string
+		s    float64
+	}
+	parts := []named{
+		{DetRule, b2f(c.rule) * 3}, {DetBreakout, b2f(c.breakout) * 2.5},
+		{DetNoData, b2f(c.nodata) * 2.2}, {DetFlat, b2f(c.flat) * 2},
+		{DetShift, c.shift}, {DetLevel, c.level}, {DetSpike, c.spike}, {DetVariance, c.variance},
+	}
+	slices.SortStableFunc(parts, func(a, b named) int {
+		switch {
+		case a.s > b.s:
+			return -1
+		case a.s < b.s:
+			return 1
+		}
+		return 0
+	})
+	for _, p := range parts {
+		if p.s >= 0.5 || (len(res.Detectors) == 0 && p.s > 0) {
+			res.Detectors = append(res.Detectors, p.name)
+		}
+	}
+	return res
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// MarshalBinary encodes the state of e (not its Config). The format is
+// described in doc.go.
+func (e *Ensemble) MarshalBinary() ([]byte, error) {
+	enc := encoder{b: make([]byte, 0, 512+len(e.warm)*8+len(e.daily)*16+len(e.weekly)*16)}
+	enc.header(ensembleKind, ensembleVersion)
+	enc.i64(e.n)
+	enc.i64(e.lastT)
+	enc.boolean(e.hasT)
+	enc.boolean(e.warmed)
+	enc.boolean(e.warm != nil)
+	enc.f64s(e.warm)
+	for _, f := range []float64{e.alphaFast, e.floor, e.lo, e.hi, e.level, e.levelDev,
+		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar)} {
+		enc.f64(f)
+	}
+	enc.i64(e.run)
+	enc.i64(e.longestRun)
+	enc.boolean(e.flatOK)
+	enc.boolean(e.flatDone)
+	enc.boolean(e.gapReported)
+	enc.i64(e.sinceAlarm)
+	enc.i64(e.relearn)
+	enc.i64(e.learned)
+	enc.boolean(e.seasOn)
+	e.lik.encode(&enc)
+	enc.boolean(e.daily != nil)
+	for _, bs := range [][]bucket{e.daily, e.weekly} {
+		for _, b := range bs {
+			enc.f64(b.dev)
+			enc.u8(uint8(b.n))
+			enc.u8(uint8(b.periods))
+			enc.u32(uint32(int32(b.last)))
+		}
+	}
+	return enc.b, nil
+}
+
+// UnmarshalBinary restores state written by MarshalBinary into e, keeping
+// e's Config. It returns an error wrapping ErrBadState on corrupt input or
+// when the saved seasonal setting differs from e's Config.
+func (e *Ensemble) UnmarshalBinary(data []byte) error {
+	d := decoder{b: data}
+	d.header(ensembleKind, ensembleVersion)
+	var s Ensemble
+	s.cfg = e.cfg
+	s.n = d.i64()
+	s.lastT = d.i64()
+	s.hasT = d.boolean()
+	s.warmed = d.boolean()
+	hasWarm := d.boolean()
+	s.warm = d.f64s(100000)
+	switch {
+	case !hasWarm:
+		s.warm = nil
+	case s.warm == nil:
+		s.warm = []float64{}
+	}
+	for _, p := range []*float64{&s.alphaFast, &s.floor, &s.lo, &s.hi, &s.level, &s.levelDev,
+		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar)} {
+		*p = d.f64()
+	}
+	s.run = d.i64()
+	s.longestRun = d.i64()
+	s.flatOK = d.boolean()
+	s.flatDone = d.boolean()
+	s.gapReported = d.boolean()
+	s.sinceAlarm = d.i64()
+	s.relearn = d.i64()
+	s.learned = d.i64()
+	s.seasOn = d.boolean()
+	s.lik.decode(&d)
+	seasonal := d.boolean()
+	if d.err == nil && seasonal != e.cfg.Seasonal {
+		d.err = ErrBadState
+	}
+	if seasonal {
+		s.daily = make([]bucket, dailyBuckets)
+		s.weekly = make([]bucket, weeklyBuckets)
+		for _, bs := range [][]bucket{s.daily, s.weekly} {
+			for i := range bs {
+				bs[i].dev = d.f64()
+				bs[i].n = float64(d.u8())
+				bs[i].periods = float64(d.u8())
+				bs[i].last = float64(int32(d.u32()))
+			}
+		}
+	}
+	if err := d.end(); err != nil {
+		return err
+	}
+	*e = s
+	return nil
+}
+
+// StateSize returns the number of bytes MarshalBinary would produce now.
+func (e *Ensemble) StateSize() int {
+	b, _ := e.MarshalBinary()
+	return len(b)
+}
+
+// zquant tracks a high quantile (zquantP) of a robust z-score with a frugal
+// streaming estimator, so that a component scores a reading only when it is
+// well beyond the series' own usual extremes: heavy-tailed series learn a
+// larger quantile and raise fewer false alarms.
+type zquant float64
+
+const (
+	zquantP    = 0.995
+	zquantInit = 3.0
+	zquantStep = 0.05
+	zquantMin  = 2.5
+	zquantLo   = 1.2 // multiple of the quantile at which a component starts to score
+	zquantHi   = 3.0 // multiple of the quantile at which it scores 1
+)
+
+// scaled updates the quantile with z and returns z's score in [0, 1].
+func (q *zquant) scaled(z float64) float64 {
+	cur := float64(*q)
+	s := ramp(z/cur, zquantLo, zquantHi)
+	if z > cur {
+		cur += zquantStep * zquantP
+	} else {
+		cur -= zquantStep * (1 - zquantP)
+	}
+	*q = zquant(max(cur, zquantMin))
+	return s
+}

@@ -1,0 +1,178 @@
+// Package httpapi serves Vigil's HTTP API: the InfluxDB-compatible write
+// endpoints (1.x /write, 2.x /api/v2/write, /ping, /health), Vigil's JSON
+// write endpoint, the query API under /api/v1, health and readiness probes,
+// and the OpenAPI document of all of it.
+//
+// Every route is declared once, in the table returned by Routes, with the
+// role it needs; every route except the probes requires a token (package
+// auth). Error kinds map to HTTP statuses in one function, statusOf.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/vigil-iot/vigil/internal/auth"
+	"github.com/vigil-iot/vigil/internal/ingest"
+	"github.com/vigil-iot/vigil/internal/telemetry"
+	"github.com/vigil-iot/vigil/internal/timeseries"
+)
+
+// Verifier authenticates a token secret; *auth.Verifier implements it.
+type Verifier interface {
+	Verify(ctx context.Context, secret string) (auth.Principal, error)
+}
+
+// Ingester writes telemetry; *ingest.Ingester implements it.
+type Ingester interface {
+	WriteLineProtocol(ctx context.Context, req ingest.Request, body []byte) (ingest.Result, error)
+	WriteJSON(ctx context.Context, req ingest.Request, body []byte) (ingest.Result, error)
+	Limits() ingest.Limits
+}
+
+// Querier reads the time-series store; timeseries.Repository implements it.
+type Querier interface {
+	QueryRange(ctx context.Context, sel timeseries.Selector, r timeseries.Range) ([]timeseries.SeriesSamples, error)
+	Downsample(ctx context.Context, sel timeseries.Selector, r timeseries.Range, step time.Duration, aggs []timeseries.Aggregate) ([]timeseries.SeriesBuckets, error)
+	ListSeries(ctx context.Context, sel timeseries.Selector, r timeseries.Range) ([]telemetry.Series, error)
+}
+
+// Check is the state of one dependency, as /readyz reports it.
+type Check struct {
+	Name string // e.g. "tsdb", "appdb"
+	Err  error  // nil: ready
+}
+
+// Deps are what the API serves from.
+type Deps struct {
+	Series   Querier  // required
+	Ingester Ingester // required
+	Verifier Verifier // required
+	// Ready reports the readiness of each store for /readyz and /health;
+	// nil means always ready.
+	Ready func(ctx context.Context) []Check
+	// Logger receives server-side failures (5xx). Nil discards.
+	Logger *slog.Logger
+	// Now is the clock for default query ranges. Nil means time.Now.
+	Now func() time.Time
+	// Version is reported by /ping (X-Influxdb-Version) and /health.
+	Version string
+	// LastLookback is how far back /api/v1/last and /api/v1/devices look
+	// when no start is given. Zero means 24h.
+	LastLookback time.Duration
+}
+
+// Server is the HTTP API. It is an http.Handler, safe for concurrent use.
+type Server struct {
+	d    Deps
+	mux  *http.ServeMux
+	log  *slog.Logger
+	now  func() time.Time
+	bufs sync.Pool // of *bytes.Buffer, for request bodies
+}
+
+// New returns the API server over deps.
+func New(deps Deps) *Server {
+	s := &Server{d: deps, mux: http.NewServeMux(), log: deps.Logger, now: deps.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.d.Version == "" {
+		s.d.Version = "dev"
+	}
+	if s.d.LastLookback <= 0 {
+		s.d.LastLookback = 24 * time.Hour
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, styleV2, s.log, errNotFound(r))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Route describes one registered route.
+type Route struct {
+	Method string
+	Path   string    // a net/http ServeMux path pattern
+	Role   auth.Role // auth.RoleNone: public
+}
+
+// Routes returns every registered route.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, rt := range s.routes() {
+		out = append(out, Route{Method: rt.Method, Path: rt.Path, Role: rt.Role})
+	}
+	return out
+}
+
+// errStyle is the error body format of a route family.
+type errStyle int
+
+const (
+	styleV2 errStyle = iota // {"code":"invalid","message":"..."}: InfluxDB 2.x and Vigil's API
+	styleV1                 // {"error":"..."}: InfluxDB 1.x
+)
+
+type route struct {
+	Method string
+	Path   string
+	Role   auth.Role
+	style  errStyle
+	h      http.HandlerFunc
+}
+
+// routes is THE route table.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/ping", auth.RoleNone, styleV1, s.ping},
+		{"HEAD", "/ping", auth.RoleNone, styleV1, s.ping},
+		{"GET", "/health", auth.RoleNone, styleV2, s.health},
+		{"GET", "/healthz", auth.RoleNone, styleV2, s.healthz},
+		{"GET", "/readyz", auth.RoleNone, styleV2, s.readyz},
+
+		{"POST", "/write", auth.RoleWrite, styleV1, s.writeV1},
+		{"POST", "/api/v2/write", auth.RoleWrite, styleV2, s.writeV2},
+		{"POST", "/api/v1/points", auth.RoleWrite, styleV2, s.writePointsJSON},
+
+		{"GET", "/api/v1/series", auth.RoleRead, styleV2, s.listSeries},
+		{"GET", "/api/v1/query", auth.RoleRead, styleV2, s.query},
+		{"GET", "/api/v1/last", auth.RoleRead, styleV2, s.last},
+		{"GET", "/api/v1/devices", auth.RoleRead, styleV2, s.devices},
+		{"GET", "/api/v1/openapi.json", auth.RoleRead, styleV2, s.openAPI},
+	}
+}
+
+// wrap applies authentication and authorisation to a route.
+func (s *Server) wrap(rt route) http.Handler {
+	if rt.Role == auth.RoleNone {
+		return rt.h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := auth.CredentialFromRequest(r)
+		if !ok {
+			writeError(w, r, rt.style, s.log, errNoCredential)
+			return
+		}
+		p, err := s.d.Verifier.Verify(r.Context(), secret)
+		if err == nil {
+			err = p.Require(rt.Role)
+		}
+		if err != nil {
+			writeError(w, r, rt.style, s.log, err)
+			return
+		}
+		rt.h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
