@@ -24,12 +24,18 @@ type command struct {
 // commands lists the subcommands. Each lives in its own cmd_*.go file.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", cmdVersion},
-		"detect":  {"score a CSV file with the anomaly detectors", cmdDetect},
-		"serve":   {"run Vigil: store, API and detection (embedded defaults)", cmdServe},
-		"token":   {"create, list or revoke API tokens", cmdToken},
-		"corpus":  {"write a labelled anomaly corpus of CSV files", cmdCorpus},
-		"eval":    {"measure detection quality on a labelled corpus", cmdEval},
+		"version":  {"print the version", cmdVersion},
+		"detect":   {"score a CSV file with the anomaly detectors", cmdDetect},
+		"serve":    {"run Vigil: store, API and detection (embedded defaults)", cmdServe},
+		"token":    {"create, list or revoke API tokens", cmdToken},
+		"corpus":   {"write a labelled anomaly corpus of CSV files", cmdCorpus},
+		"eval":     {"measure detection quality on a labelled corpus", cmdEval},
+		"simulate": {"send a simulated fleet's telemetry with labelled faults (HTTP or MQTT)", cmdSimulate},
+		"demo":     {"run Vigil with a simulated fleet feeding it (try this first)", cmdDemo},
+		"bench":    {"measure ingest throughput: vigil bench ingest", cmdBench},
+		"train":    {"train detector models from stored history (stop vigil serve first)", cmdTrain},
+		"backtest": {"replay history through a model version and report its events", cmdBacktest},
+		"models":   {"list, promote, roll back or prune model versions", cmdModels},
 	}
 }
 

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-iot/vigil/internal/appdb"
+	"github.com/vigil-iot/vigil/internal/auth"
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/cache"
 	"github.com/vigil-iot/vigil/internal/config"
@@ -52,6 +54,9 @@ type App struct {
 	// Bus carries telemetry and anomaly events between components.
 	Bus Bus
 
+	verifyOnce sync.Once
+	verify     *auth.Verifier
+
 	policy *resilience.Policy
 	health *resilience.Health
 	// closers close the stores in reverse order of opening.
@@ -60,7 +65,7 @@ type App struct {
 
 // Open opens every store cfg names. On error, whatever was opened is
 // closed again.
-func Open(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -76,20 +81,15 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (a *App, err err
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	a = &App{cfg: cfg, opts: opts}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, a.Close())
-			a = nil
-		}
-	}()
+	a := &App{cfg: cfg, opts: opts}
+	var err error
 	a.policy, err = resilience.NewPolicy(resilience.Config{}, opts.Registry)
 	if err != nil {
 		return nil, err
 	}
 	a.health = resilience.NewHealth(resilience.HealthOptions{Now: opts.Now, Breakers: a.policy})
 	if err := a.openStores(ctx); err != nil {
-		return nil, err
+		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
 }

@@ -219,3 +219,24 @@ func TestBootstrapOnce(t *testing.T) {
 		t.Fatalf("admin-token: %q, %v", b, err)
 	}
 }
+
+// TestSecondProcessGetsLockError opens the same data directory twice: the
+// second open fails with an error naming the locked directory, and closes
+// what it had opened.
+func TestSecondProcessGetsLockError(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	a, err := app.Open(t.Context(), cfg, app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := app.Open(t.Context(), cfg, app.Options{})
+	if err == nil {
+		b.Close()
+		t.Fatal("second Open of a locked data directory succeeded")
+	}
+	if !strings.Contains(err.Error(), cfg.DataDir) {
+		t.Errorf("error %q does not name the data directory %s", err, cfg.DataDir)
+	}
+}

@@ -29,7 +29,7 @@ const shutdownGrace = 30 * time.Second
 // Ingester builds the write pipeline shared by HTTP and MQTT, seeded with
 // the existing series so that cardinality limits hold across restarts.
 func (a *App) Ingester(ctx context.Context) (*ingest.Ingester, error) {
-	in := ingest.New(a.TS, ingest.Options{
+	in := ingest.New(a.ingestWriter(), ingest.Options{
 		Limits: ingest.DefaultLimits(),
 		Now:    a.opts.Now,
 		Logger: a.opts.Logger.With("component", "ingest"),
@@ -41,8 +41,16 @@ func (a *App) Ingester(ctx context.Context) (*ingest.Ingester, error) {
 	return in, nil
 }
 
+// verifier returns the token verifier shared by HTTP and MQTT, so that a
+// revoke through the API reaches both at once. Lookups go through a short
+// TTL cache; last-used times are recorded at most once a minute per token.
 func (a *App) verifier() *auth.Verifier {
-	return auth.NewVerifier(auth.AppDBTokens{Repo: a.DB.Tokens()}, a.opts.Now)
+	a.verifyOnce.Do(func() {
+		tokens := a.DB.Tokens()
+		a.verify = auth.NewVerifier(auth.NewCache(auth.AppDBTokens{Repo: tokens},
+			auth.CacheOptions{Now: a.opts.Now, Touch: tokens.Touch}), a.opts.Now)
+	})
+	return a.verify
 }
 
 // Handler builds the HTTP API over the app's stores.
@@ -51,6 +59,7 @@ func (a *App) Handler(in *ingest.Ingester) http.Handler {
 		Series:   a.TS,
 		Ingester: in,
 		Verifier: a.verifier(),
+		DB:       a.DB,
 		Ready: func(ctx context.Context) []httpapi.Check {
 			rep := a.health.Check(ctx)
 			checks := make([]httpapi.Check, len(rep.Checks))
@@ -79,6 +88,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	srv := &http.Server{Handler: a.Handler(in), ReadHeaderTimeout: 10 * time.Second}
 	var g run.Group
+	if err := a.addDetection(ctx, &g); err != nil {
+		return err
+	}
 	if err := a.addMQTT(ctx, &g, in); err != nil {
 		return err
 	}

@@ -7,7 +7,11 @@
 // secrets are high-entropy, an unsalted fast hash is sufficient: no dictionary
 // applies. A request presents the secret in one of the forms InfluxDB clients
 // use (see CredentialFromRequest); the Verifier hashes it, looks the hash up
-// in a TokenStore, and refuses unknown, revoked and expired tokens.
+// in a TokenStore, and refuses unknown, revoked and expired tokens. A Cache
+// in front of the store keeps found tokens for a TTL (DefaultCacheTTL, 10 s:
+// a revocation made elsewhere takes effect within it; Verifier.Forget makes
+// one made in this process immediate) and records each token's use in the
+// store at most once a minute.
 //
 // Roles are ordered: admin allows everything write allows, write everything
 // read allows. A token may be limited to devices whose ID starts with a
@@ -164,7 +168,8 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 }
 
 // Verifier checks secrets against a TokenStore. It is safe for concurrent
-// use.
+// use. When the store records use (UseRecorder, e.g. a Cache with Touch),
+// every successful verification is reported to it.
 type Verifier struct {
 	store TokenStore
 	now   func() time.Time
@@ -206,6 +211,9 @@ func (v *Verifier) Verify(ctx context.Context, secret string) (Principal, error)
 	}
 	if t.Role <= RoleNone || t.Role > RoleAdmin {
 		return Principal{}, fmt.Errorf("verify token %q: no valid role: %w", t.ID, ErrForbidden)
+	}
+	if u, ok := v.store.(UseRecorder); ok {
+		u.RecordUse(ctx, t.ID, now)
 	}
 	return Principal{TokenID: t.ID, TokenName: t.Name, Role: t.Role, DevicePrefix: t.DevicePrefix}, nil
 }

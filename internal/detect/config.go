@@ -45,7 +45,8 @@ type Config struct {
 	// CUSUMH is the CUSUM decision interval in noise units. Default 12.
 	CUSUMH float64 `json:"cusum_h"`
 	// GapFactor: a silence longer than GapFactor times the learned reporting
-	// interval is a no-data anomaly. 0 disables. Default 20.
+	// interval, and longer than twice the longest silence seen so far that
+	// did not alarm, is a no-data anomaly. 0 disables. Default 20.
 	GapFactor float64 `json:"gap_factor"`
 	// FlatLine is the number of identical consecutive readings after which a
 	// sensor is reported stuck. 0 learns it: twice the longest identical run
@@ -146,7 +147,9 @@ type DeviceConfig struct {
 	// CUSUMK is the CUSUM allowance in noise units. Default 0.5.
 	CUSUMK float64 `json:"cusum_k"`
 	// Hold is the number of rows an alarm is held after the statistic falls
-	// back under the limit. Default 5.
+	// back under the limit, so that a region-long anomaly whose statistic
+	// flickers around the limit stays one alarm. Default 15 (about 1.5/Lambda,
+	// the memory of the MEWMA).
 	Hold int `json:"hold"`
 	// NoiseFloor is the relative noise floor: a sensor's noise scale is at
 	// least NoiseFloor times its warm-up mean magnitude (and times its range).
@@ -176,7 +179,7 @@ func DefaultDeviceConfig() DeviceConfig {
 		Margin:      1.5,
 		MinLimit:    6,
 		CUSUMK:      0.5,
-		Hold:        5,
+		Hold:        15,
 		NoiseFloor:  0.001,
 		TrendLambda: 0.05,
 		CrossModel:  true,

@@ -30,9 +30,12 @@ type CSVOptions struct {
 	// device detector and not the per-column ensembles.
 	DeviceOnly bool
 	// HoldDeviceAlarms flags every row of a multivariate alarm, not only its
-	// first row. Region-labelled benchmarks scored point by point want it;
-	// event scoring (first detection rewarded, every flagged row outside a
-	// window charged) does not. Default false.
+	// first row: the alarm is held while the device statistic stays over its
+	// limit (plus DeviceConfig.Hold rows). Multi-column files are typically
+	// labelled by region and scored row by row, which wants it; event
+	// scoring (first detection rewarded, every flagged row outside a window
+	// charged) does not: set it false there. It has no effect on a file with
+	// one value column. Default true.
 	HoldDeviceAlarms bool
 	// Size is the input size in bytes when known (0 otherwise); it is passed
 	// to Progress.
@@ -47,7 +50,7 @@ type CSVOptions struct {
 
 // DefaultCSVOptions returns options with the default detector configs.
 func DefaultCSVOptions() CSVOptions {
-	return CSVOptions{Config: DefaultConfig(), Device: DefaultDeviceConfig(), ProgressEvery: 10000}
+	return CSVOptions{Config: DefaultConfig(), Device: DefaultDeviceConfig(), HoldDeviceAlarms: true, ProgressEvery: 10000}
 }
 
 // CSVStats summarises a ScoreCSV run.
@@ -58,6 +61,10 @@ type CSVStats struct {
 	Missing   int64    // blank or NaN cells
 }
 
+// maxQuietScore is the largest anomaly_score ScoreCSV prints on a row that
+// is not anomalous: the largest six-decimal value under 0.5.
+const maxQuietScore = 0.499999
+
 // maxCSVColumns bounds the value columns of one file.
 const maxCSVColumns = maxSensors
 
@@ -65,7 +72,8 @@ const maxCSVColumns = maxSensors
 // (RFC 3339, "2006-01-02 15:04:05", Unix seconds or Unix milliseconds; the
 // form is detected from the first row) followed by one or more numeric
 // columns, and writes the same rows with two more columns: anomaly_score in
-// [0, 1] and is_anomaly (0 or 1). One value column is scored by a univariate
+// [0, 1], graded by the strength of the evidence, and is_anomaly (0 or 1),
+// which is 1 exactly when anomaly_score >= 0.5. One value column is scored by a univariate
 // Ensemble; several are one device: a DeviceDetector over all of them plus
 // one Ensemble per column (unless DeviceOnly), and a row is anomalous when
 // any of them says so. Rows are scored one by one in file order, exactly as
@@ -202,6 +210,15 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		flag := "0"
 		if anomaly {
 			flag = "1"
+		}
+		// is_anomaly is 1 exactly when the printed anomaly_score is at
+		// least 0.5, whatever the configured thresholds, so a scorer that
+		// thresholds the score at 0.5 sees the same alarms. (Printed with
+		// six decimals, a score just under 0.5 would round up to it.)
+		if anomaly {
+			score = max(score, 0.5)
+		} else {
+			score = min(score, maxQuietScore)
 		}
 		outRec = append(outRec, strconv.FormatFloat(score, 'f', 6, 64), flag)
 		if err := w.Write(outRec); err != nil {

@@ -251,3 +251,50 @@ func FuzzScoreCSV(f *testing.F) {
 		}
 	})
 }
+
+// TestScoreCSVHoldsDeviceRegions scores short multivariate files (1,100
+// rows at 1 s, a 150-row fault region after the warm-up) row by row, as a
+// region-labelled benchmark does: by default a device alarm is held over
+// the region; with HoldDeviceAlarms off only onsets are flagged.
+func TestScoreCSVHoldsDeviceRegions(t *testing.T) {
+	score := func(opts CSVOptions) (f1 float64) {
+		var n float64
+		for seed := range uint64(6) {
+			for _, f := range []devFault{devShift, devCorrBreak, devVariance} {
+				s := genDevice(100+seed, 1100, []devFault{f})
+				var b strings.Builder
+				b.WriteString("timestamp," + strings.Join(devSensors, ",") + "\n")
+				for i := range s.t {
+					b.WriteString(fmt.Sprint(s.t[i]))
+					for _, v := range s.rows[i] {
+						b.WriteString(fmt.Sprintf(",%.3f", v))
+					}
+					b.WriteString("\n")
+				}
+				recs, _ := scoreString(t, b.String(), opts)
+				flags := make([]bool, len(s.t))
+				for i, r := range recs[1:] {
+					flags[i] = r[len(r)-1] == "1"
+					score, err := parseFloatStrict(r[len(r)-2])
+					if err != nil || score < 0 || score > 1 || (score >= 0.5) != flags[i] {
+						t.Fatalf("row %d: anomaly_score %q with is_anomaly %s, want a score in [0, 1] that is >= 0.5 exactly when flagged", i, r[len(r)-2], r[len(r)-1])
+					}
+				}
+				f1 += pointF1(s.label, flags)
+				n++
+			}
+		}
+		return f1 / n
+	}
+	held := score(DefaultCSVOptions())
+	sparseOpts := DefaultCSVOptions()
+	sparseOpts.HoldDeviceAlarms = false
+	sparse := score(sparseOpts)
+	t.Logf("mean point F1: held %.3f, sparse %.3f", held, sparse)
+	if held < 0.5 {
+		t.Errorf("held alarms: mean point F1 %.3f, want >= 0.5", held)
+	}
+	if sparse > held/2 {
+		t.Errorf("sparse alarms: mean point F1 %.3f, want well under the held %.3f", sparse, held)
+	}
+}

@@ -217,6 +217,34 @@ func TestEnsembleRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEnsembleIrregularGaps feeds a bursty series (most readings seconds
+// apart, one in ten after minutes of silence): its long silences are normal
+// and must stop raising no-data alarms once seen, while a silence far
+// beyond them still does.
+func TestEnsembleIrregularGaps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	e := NewEnsemble(DefaultConfig())
+	ts := t0
+	gaps := 0
+	for i := range 20000 {
+		if rng.IntN(10) == 0 {
+			ts += int64(60_000 + rng.IntN(240_000))
+		} else {
+			ts += int64(1000 + rng.IntN(4000))
+		}
+		r := e.Update(ts, 10+rng.NormFloat64())
+		if i > 2000 && slices.Contains(r.Detectors, DetNoData) {
+			gaps++
+		}
+	}
+	if gaps > 0 {
+		t.Errorf("%d no-data alarms on normal silences after the first 2000 readings, want 0", gaps)
+	}
+	if r := e.Update(ts+3_600_000, 10); !slices.Contains(r.Detectors, DetNoData) {
+		t.Errorf("reading after an hour of silence = %+v, want a no-data anomaly", r)
+	}
+}
+
 func TestEnsembleBadState(t *testing.T) {
 	e := NewEnsemble(DefaultConfig())
 	for i, x := range noisy(4, 500, 1) {
@@ -228,10 +256,12 @@ func TestEnsembleBadState(t *testing.T) {
 			t.Errorf("truncated to %d bytes: err = %v, want ErrBadState", n, err)
 		}
 	}
-	bad := slices.Clone(data)
-	bad[2] = 99
-	if err := NewEnsemble(DefaultConfig()).UnmarshalBinary(bad); !errors.Is(err, ErrBadState) {
-		t.Errorf("version 99: err = %v, want ErrBadState", err)
+	for _, v := range []byte{1, ensembleVersion + 1, 99} { // 1: before the learned gap limit
+		bad := slices.Clone(data)
+		bad[2] = v
+		if err := NewEnsemble(DefaultConfig()).UnmarshalBinary(bad); !errors.Is(err, ErrBadState) {
+			t.Errorf("version %d: err = %v, want ErrBadState", v, err)
+		}
 	}
 	if err := NewEnsemble(DefaultConfig()).UnmarshalBinary(append(slices.Clone(data), 0)); !errors.Is(err, ErrBadState) {
 		t.Errorf("trailing byte: err = %v, want ErrBadState", err)

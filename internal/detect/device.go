@@ -8,7 +8,7 @@ import (
 
 const (
 	deviceKind       = 'D'
-	deviceVersion    = 1
+	deviceVersion    = 2
 	maxDeviceWarmup  = 5000
 	maxSensors       = 256
 	minCUSUMLimit    = 20
@@ -20,6 +20,10 @@ const (
 	cusumCapMultiple = 2
 	explainedDamp    = 1.5
 	noiseAlpha       = 0.002
+	noiseClip        = 4    // deviations are clipped to noiseClip noise units when learning
+	alarmLearn       = 0.25 // learning rate during an alarm, relative to outside
+	liftDecay        = 0.01 // fall rate of the limit multiplier relative to its rise
+	liftDoubling     = 2    // warm-ups of continuous exceedance that double the limits
 )
 
 // DeviceDetector is the multivariate streaming detector of one device across
@@ -57,11 +61,13 @@ type DeviceDetector struct {
 	limit, climit   float64
 	perStream       [][]float64 // during fit only: per-stream statistics
 	inAlarm         bool
-	quiet           int  // rows under the limits while in alarm
-	back            int  // rows with every stream back at baseline while in alarm
-	alarmRows       int  // rows of the current alarm
-	rebase          bool // the next row resets every stream's baseline to itself
-	sinceEnd        int  // rows since the last alarm ended
+	quiet           int     // rows under the limits while in alarm
+	back            int     // rows with every stream back at baseline while in alarm
+	alarmRows       int     // rows of the current alarm
+	rebase          bool    // the next row resets every stream's baseline to itself
+	sinceEnd        int     // rows since the last alarm ended
+	lift            float64 // learned multiplier (≥ 1) of the control limits
+	settled         bool    // the last alarm ended at MaxAlarm and no onset followed yet
 }
 
 // NewDeviceDetector returns a detector for the named sensors, in the order
@@ -90,6 +96,7 @@ func (d *DeviceDetector) alloc() {
 	d.gain = make([]float64, 2*k)
 	d.mu, d.muSlope = make([]float64, 2*k), make([]float64, 2*k)
 	d.nsc = make([]float64, 2*k)
+	d.lift = 1
 	for i := range d.gain {
 		d.gain[i] = 1
 	}
@@ -353,16 +360,29 @@ func quantile(xs []float64, q float64) float64 {
 // streams updates the MEWMA and CUSUM of every stream with the standardised
 // row x (NaN = missing) and returns the MEWMA statistic and the largest CUSUM.
 func (d *DeviceDetector) streams(x []float64) (float64, float64) {
-	st, _, c := d.streamsArg(x)
+	st, c, _ := d.streamsArg(x)
 	return st, c
 }
 
-func (d *DeviceDetector) streamsArg(x []float64) (stat float64, arg int, cus float64) {
+// streamScore is the live outcome of one row over the streams: the largest
+// ratio of a stream's statistic to its (lifted) control limit, the stream
+// attaining it and whether its CUSUM rather than its MEWMA did.
+type streamScore struct {
+	ratio float64
+	arg   int
+	cusum bool
+}
+
+// streamsArg updates every stream with the standardised row x and returns
+// the MEWMA statistic, the largest CUSUM and, once the limits are set, the
+// live stream score against the lifted control limits.
+func (d *DeviceDetector) streamsArg(x []float64) (stat, cus float64, sc streamScore) {
 	k := d.k
 	lam := d.cfg.Lambda
 	norm := math.Sqrt(lam / (2 - lam))
 	capC := cusumCapMultiple * max(d.climit, minCUSUMLimit)
-	arg = -1
+	sc.arg = -1
+	live := d.limit > 0 && d.perStream == nil
 	upd := func(s int, v float64) {
 		if !d.inAlarm {
 			d.mu[s] += d.muSlope[s]
@@ -379,16 +399,22 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat float64, arg int, cus flo
 			d.muSlope[s] += lb * lb * e
 		}
 		v /= d.gain[s]
-		if !d.inAlarm && d.perStream == nil {
-			// The noise scale keeps learning, slowly and never from
-			// outliers, so a stream whose noise grows as the process
-			// leaves the warm-up's conditions does not alarm for ever.
+		if d.perStream == nil {
+			// The noise scale keeps learning, slowly and from clipped
+			// deviations, so a stream whose noise grows as the process
+			// leaves the warm-up's conditions does not alarm for ever. It
+			// learns during an alarm too, at a quarter of the rate: a
+			// detector whose warm-up saw too little variation must not
+			// deadlock in one endless alarm.
 			if d.nsc[s] == 0 {
 				d.nsc[s] = 1
 			}
-			if a := math.Abs(v); a < 4*max(d.nsc[s], 1) {
-				d.nsc[s] += noiseAlpha * (sigmaPerMAD*a - d.nsc[s])
+			na := noiseAlpha
+			if d.inAlarm {
+				na *= alarmLearn
 			}
+			a := min(math.Abs(v), noiseClip*max(d.nsc[s], 1))
+			d.nsc[s] += na * (sigmaPerMAD*a - d.nsc[s])
 		}
 		v /= max(d.nsc[s], 1)
 		d.z[s] += lam * (v - d.z[s])
@@ -406,10 +432,15 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat float64, arg int, cus flo
 			m /= explainedDamp
 			c /= explainedDamp
 		}
-		if m > stat {
-			stat, arg = m, s
-		}
+		stat = max(stat, m)
 		cus = max(cus, c)
+		if !live {
+			return
+		}
+		rm, rc := m/d.limit/d.lift, c/d.climit/d.lift
+		if r := max(rm, rc); r > sc.ratio {
+			sc = streamScore{ratio: r, arg: s, cusum: rc > rm}
+		}
 	}
 	for i := range k {
 		if !math.IsNaN(x[i]) {
@@ -427,7 +458,7 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat float64, arg int, cus flo
 		}
 		upd(k+i, (x[i]-pred)/d.crossSD[i])
 	}
-	return stat, arg, cus
+	return stat, cus, sc
 }
 
 // step scores one live row.
@@ -451,10 +482,23 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 			d.slope[i] += lam * lam * err
 		}
 	}
-	stat, arg, cus := d.streamsArg(x)
+	_, _, sc := d.streamsArg(x)
 	d.rebase = false
-	ratio := max(stat/d.limit, cus/d.climit)
+	ratio, arg := sc.ratio, sc.arg
 	over := ratio > 1
+	// The limits learn the process's own extremes: every row over them
+	// raises them a little (doubling over liftDoubling warm-ups of
+	// exceedance), every row under them lowers them liftDecay times slower,
+	// down to the warm-up limits. A recurring pattern the warm-up did not
+	// see (a daily load cycle) stops alarming after its first occurrences,
+	// and a detector whose warm-up saw too little variation cannot stay in
+	// one endless alarm.
+	up := math.Ln2 / float64(liftDoubling*d.cfg.Warmup)
+	if over {
+		d.lift *= math.Exp(up)
+	} else {
+		d.lift = max(1, d.lift*math.Exp(-up*liftDecay))
+	}
 	if !d.inAlarm && d.sinceEnd < math.MaxInt32 {
 		d.sinceEnd++
 	}
@@ -473,7 +517,7 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		if d.alarmRows > d.cfg.MaxAlarm {
 			// A change that lasts is the new normal.
 			d.endAlarm()
-			d.rebase = true
+			d.rebase, d.settled = true, true
 		}
 	}
 	if d.inAlarm {
@@ -494,7 +538,13 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		}
 	}
 	score := min(0.5*ratio, 1)
-	if !d.inAlarm {
+	if onset {
+		d.settled = false
+	}
+	if !d.inAlarm || d.settled {
+		// After an alarm that lasted MaxAlarm rows, the process has
+		// settled into a new normal: only a fresh onset (after Rest rows)
+		// raises a new alarm.
 		return Result{Score: min(score, math.Nextafter(0.5, 0))}
 	}
 	res := Result{Score: max(score, 0.5), Anomaly: true, Onset: onset, Severity: SeverityWarning}
@@ -502,10 +552,12 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		res.Severity = SeverityCritical
 	}
 	switch {
-	case stat/d.limit >= cus/d.climit && arg >= k:
+	case !sc.cusum && arg >= k:
 		res.Detectors = []string{DetCross, DetMEWMA}
-	case stat/d.limit >= cus/d.climit:
+	case !sc.cusum:
 		res.Detectors = []string{DetMEWMA}
+	case arg >= k:
+		res.Detectors = []string{DetCross, DetCUSUM}
 	default:
 		res.Detectors = []string{DetCUSUM}
 	}
@@ -550,6 +602,8 @@ func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
 	enc.u32(uint32(d.alarmRows))
 	enc.boolean(d.rebase)
 	enc.u32(uint32(d.sinceEnd))
+	enc.f64(d.lift)
+	enc.boolean(d.settled)
 	return enc.b, nil
 }
 
@@ -595,6 +649,11 @@ func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
 	s.alarmRows = int(dec.u32())
 	s.rebase = dec.boolean()
 	s.sinceEnd = int(dec.u32())
+	s.lift = dec.f64()
+	s.settled = dec.boolean()
+	if dec.err == nil && !(s.lift >= 1) {
+		dec.err = fmt.Errorf("%w: limit multiplier %v", ErrBadState, s.lift)
+	}
 	if err := dec.end(); err != nil {
 		return err
 	}

@@ -154,3 +154,59 @@ func TestDeviceContributingSensor(t *testing.T) {
 	}
 	t.Errorf("no alarm for a 4σ shift in one sensor")
 }
+
+// TestDeviceLearnsUnseenCycle feeds a device whose warm-up is quiet and
+// which then runs a load cycle the warm-up never saw: on for 300 rows, off
+// for 500, moving every sensor consistently. The first cycles may alarm;
+// the detector must learn the cycle instead of staying in one endless alarm.
+func TestDeviceLearnsUnseenCycle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	d := NewDeviceDetector(DefaultDeviceConfig(), devSensors)
+	effect := []float64{3, -2, 5, 8}
+	noise := []float64{0.3, 0.1, 0.2, 0.5}
+	const rows, period = 16000, 800
+	var early, late int
+	for i := range rows {
+		load := 0.0
+		if i >= 300 && (i-300)%period < 300 {
+			load = 1
+		}
+		row := make([]float64, 4)
+		for j := range row {
+			row[j] = 10*float64(j+1) + effect[j]*load + noise[j]*rng.NormFloat64()
+		}
+		if d.Update(int64(i)*1000, row).Anomaly {
+			if i < rows/2 {
+				early++
+			} else {
+				late++
+			}
+		}
+	}
+	t.Logf("alarm rows: %d in the first half, %d in the second", early, late)
+	if early == 0 {
+		t.Errorf("the first load cycle raised no alarm")
+	}
+	if late > rows/2/100 {
+		t.Errorf("%d alarm rows in the second half, want <= %d: the cycle was not learned", late, rows/2/100)
+	}
+}
+
+func TestDeviceRejectsOldState(t *testing.T) {
+	d := NewDeviceDetector(DefaultDeviceConfig(), devSensors)
+	s := genDevice(3, 400, nil)
+	for i := range s.t {
+		d.Update(s.t[i], s.rows[i])
+	}
+	data, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []byte{0, 1, deviceVersion + 1} {
+		bad := slices.Clone(data)
+		bad[2] = v
+		if err := NewDeviceDetector(DefaultDeviceConfig(), devSensors).UnmarshalBinary(bad); !errors.Is(err, ErrBadState) {
+			t.Errorf("version %d: err = %v, want ErrBadState", v, err)
+		}
+	}
+}

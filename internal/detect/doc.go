@@ -9,25 +9,36 @@
 //     combines range breakout, a robust slow baseline with an optional
 //     daily/weekly seasonal profile, a one-step predictor at the learned time
 //     scale, a short-window mean against the baseline, a two-sided CUSUM, a
-//     variance-ratio test, configured rules, flat-line and no-data detection.
+//     variance-ratio test, configured rules, flat-line and no-data detection
+//     (both against the series' own longest normal run or silence, so an
+//     irregular or bursty series does not alarm on its usual gaps).
 //     The combined raw score goes through the anomaly likelihood of Ahmad et
 //     al. (2017) with the red filter, and a rest period turns a run of
 //     anomalous readings into one alarm.
 //   - DeviceDetector scores one device across its sensors (multivariate):
 //     per-sensor standardisation, Holt baselines for trending sensors, a
 //     cross-sensor regression residual, MEWMA and CUSUM per stream with the
-//     maximum over streams as statistic, warm-up quantile control limits, an
-//     alarm hold and a reverse change-point end.
+//     maximum over streams as statistic, warm-up quantile control limits
+//     that keep learning (every row over them raises them slowly, so a
+//     recurring pattern the warm-up did not see stops alarming and no alarm
+//     lasts for ever), an alarm hold and a reverse change-point end.
 //
 // ScoreCSV runs them over a CSV file exactly as the live engine runs over a
-// stream, row by row.
+// stream, row by row. On a file with one value column it flags sparse alarms
+// (one row per alarm, then a rest period), as event scoring wants; on a
+// multi-column file it holds a device alarm over every row while the device
+// statistic stays over its limit, as region-labelled data scored row by row
+// wants (CSVOptions.HoldDeviceAlarms). anomaly_score is graded in both: the
+// calibrated likelihood of the Ensembles and, for the device, half the
+// ratio of its statistic to the control limit (0.5 at the limit).
 //
 // # State format
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 1), then the fields in the
-// order of the encode functions in ensemble.go and device.go. Slices are a
+// DeviceDetector) and a version byte (currently 2 for both), then
+// the fields in the order of the encode functions in ensemble.go and
+// device.go. Slices are a
 // uint32 length followed by float64 values; strings a uint32 length and
 // bytes; booleans one byte. UnmarshalBinary rejects another kind or version,
 // truncated input and trailing bytes with an error wrapping ErrBadState. A
@@ -35,9 +46,9 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 3,560 bytes with the seasonal profile (48 daily and 168 weekly
-// buckets of 14 bytes) and 536 bytes without, plus 8 bytes per warm-up
+// Ensemble is 3,568 bytes with the seasonal profile (48 daily and 168 weekly
+// buckets of 14 bytes) and 544 bytes without, plus 8 bytes per warm-up
 // reading while it warms up. A DeviceDetector is about 8k² + 176k bytes plus
-// its sensor names after warm-up (938 bytes for 4 sensors, 2,022 for 8),
+// its sensor names after warm-up (947 bytes for 4 sensors, 2,031 for 8),
 // plus 8k bytes per warm-up row before.
 package detect

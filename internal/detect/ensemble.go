@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 1
+	ensembleVersion = 2
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -23,6 +23,7 @@ const (
 	varRatioHigh  = 3.5  // ratio of short to long noise that scores 1
 	minFlatLine   = 30
 	intervalAlpha = 0.02
+	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
 	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
 	outlierWeight = 0.25
 )
@@ -80,6 +81,7 @@ type Ensemble struct {
 	flatDone        bool
 
 	interval    float64 // learned reporting interval, ms
+	longestGap  float64 // longest silence, ms, that did not alarm
 	gapReported bool
 
 	sinceAlarm int64
@@ -131,9 +133,14 @@ func (e *Ensemble) Update(t int64, v float64) Result {
 	if e.hasT {
 		dt := float64(t - e.lastT)
 		if dt > 0 {
-			if e.warmed && e.cfg.GapFactor > 0 && e.interval > 0 && !e.gapReported &&
-				dt > e.cfg.GapFactor*e.interval {
+			gap := e.cfg.GapFactor > 0 && e.interval > 0 && dt > e.gapLimit()
+			if gap && e.warmed && !e.gapReported {
 				c.nodata = true
+			}
+			if !gap && !e.gapReported {
+				// A silence that did not alarm is normal for this series:
+				// irregular series learn their own long gaps.
+				e.longestGap = max(e.longestGap, dt)
 			}
 			e.learnInterval(dt)
 		}
@@ -165,14 +172,22 @@ func (e *Ensemble) learnInterval(dt float64) {
 	e.interval += a * (min(max(dt, e.interval/4), e.interval*4) - e.interval)
 }
 
+// gapLimit is the silence, in ms, beyond which the series has no data: more
+// than GapFactor learned intervals and more than gapLearn times the longest
+// silence seen so far that did not alarm.
+func (e *Ensemble) gapLimit() float64 {
+	return max(e.cfg.GapFactor*e.interval, gapLearn*e.longestGap)
+}
+
 // Silent reports a no-data signal when, at time now, the series has been
-// silent for more than GapFactor learned intervals. It reports each silence
-// once; the next reading re-arms it.
+// silent for more than GapFactor learned intervals and more than twice its
+// longest silence so far that did not alarm. It reports each silence once;
+// the next reading re-arms it.
 func (e *Ensemble) Silent(now int64) (Result, bool) {
 	if !e.warmed || !e.hasT || e.cfg.GapFactor <= 0 || e.interval <= 0 || e.gapReported {
 		return Result{}, false
 	}
-	if float64(now-e.lastT) <= e.cfg.GapFactor*e.interval {
+	if float64(now-e.lastT) <= e.gapLimit() {
 		return Result{}, false
 	}
 	e.gapReported = true
@@ -518,7 +533,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.warm != nil)
 	enc.f64s(e.warm)
 	for _, f := range []float64{e.alphaFast, e.floor, e.lo, e.hi, e.level, e.levelDev,
-		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar)} {
+		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar)} {
 		enc.f64(f)
 	}
 	enc.i64(e.run)
@@ -564,7 +579,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 		s.warm = []float64{}
 	}
 	for _, p := range []*float64{&s.alphaFast, &s.floor, &s.lo, &s.hi, &s.level, &s.levelDev,
-		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar)} {
+		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar)} {
 		*p = d.f64()
 	}
 	s.run = d.i64()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/vigil-iot/vigil/internal/appdb"
 	"github.com/vigil-iot/vigil/internal/auth"
 	"github.com/vigil-iot/vigil/internal/ingest"
 	"github.com/vigil-iot/vigil/internal/telemetry"
@@ -18,6 +19,14 @@ import (
 var (
 	errBadRequest = errors.New("bad request")
 	errNoRoute    = errors.New("not found")
+	errMethod     = errors.New("method not allowed")
+	// errPrecondition: an If-Match version is not the stored one.
+	errPrecondition = errors.New("precondition failed")
+	// errTransition: an anomaly state change the workflow does not allow.
+	errTransition = errors.New("state transition not allowed")
+	// errNoStore: the route needs the application store, which is not
+	// configured.
+	errNoStore = errors.New("application store not configured")
 )
 
 var errNoCredential = fmt.Errorf("no token: send \"Authorization: Token <token>\", a Bearer token, basic auth with the token as password, or the p query parameter: %w", auth.ErrUnauthenticated)
@@ -38,8 +47,16 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, auth.ErrForbidden), errors.Is(err, ingest.ErrForbiddenDevice):
 		return http.StatusForbidden, "forbidden"
-	case errors.Is(err, errNoRoute):
+	case errors.Is(err, errNoRoute), errors.Is(err, appdb.ErrNotFound):
 		return http.StatusNotFound, "not found"
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed, "method not allowed"
+	case errors.Is(err, errPrecondition):
+		return http.StatusPreconditionFailed, "precondition failed"
+	case errors.Is(err, errTransition), errors.Is(err, appdb.ErrConflict):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, errNoStore):
+		return http.StatusNotImplemented, "not implemented"
 	case errors.Is(err, ingest.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request too large"
 	case errors.Is(err, ingest.ErrUnsupportedEncoding):
@@ -47,13 +64,15 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, ingest.ErrBusy):
 		return http.StatusServiceUnavailable, "unavailable"
 	case errors.Is(err, telemetry.ErrInvalid), errors.Is(err, telemetry.ErrLimit),
-		errors.Is(err, timeseries.ErrInvalid), errors.Is(err, errBadRequest):
+		errors.Is(err, timeseries.ErrInvalid), errors.Is(err, errBadRequest),
+		errors.Is(err, appdb.ErrInvalid): // *appdb.FieldError: the message names the field
 		return http.StatusBadRequest, "invalid"
 	case errors.Is(err, timeseries.ErrOutOfWindow), errors.Is(err, ingest.ErrSeriesLimit):
 		return http.StatusUnprocessableEntity, "unprocessable entity"
 	case errors.Is(err, timeseries.ErrConflict):
 		return http.StatusConflict, "conflict"
-	case errors.Is(err, timeseries.ErrUnavailable), errors.Is(err, timeseries.ErrClosed):
+	case errors.Is(err, timeseries.ErrUnavailable), errors.Is(err, timeseries.ErrClosed),
+		errors.Is(err, appdb.ErrClosed):
 		return http.StatusServiceUnavailable, "unavailable"
 	}
 	return http.StatusInternalServerError, "internal error"

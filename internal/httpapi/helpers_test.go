@@ -3,17 +3,20 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/vigil-iot/vigil/internal/appdb/sqlitedb"
 	"github.com/vigil-iot/vigil/internal/auth"
 	"github.com/vigil-iot/vigil/internal/httpapi"
 	"github.com/vigil-iot/vigil/internal/ingest"
@@ -29,12 +32,30 @@ var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func clock() time.Time { return now }
 
-// env is a test server over a real embedded store.
+// env is a test server over a real embedded store and a real SQLite
+// application store.
 type env struct {
 	srv    *httptest.Server
 	api    *httpapi.Server
 	store  *embedts.Store
+	db     *sqlitedb.Store
+	verify *auth.Verifier
 	tokens map[string]string // name -> secret: admin, write, read, none, revoked, site1 (write, prefix "site1-")
+}
+
+// chainTokens looks a hash up in each store in turn: the fixed test tokens
+// (memory; "none" has a role the application store cannot hold), then the
+// tokens created through the API (application store).
+type chainTokens []auth.TokenStore
+
+func (c chainTokens) TokenByHash(ctx context.Context, hash []byte) (auth.Token, error) {
+	for _, s := range c {
+		t, err := s.TokenByHash(ctx, hash)
+		if !errors.Is(err, auth.ErrUnknownToken) {
+			return t, err
+		}
+	}
+	return auth.Token{}, fmt.Errorf("token by hash: %w", auth.ErrUnknownToken)
 }
 
 type envOptions struct {
@@ -55,7 +76,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	e := &env{store: store, tokens: map[string]string{}}
+	db, err := sqlitedb.Open(t.Context(), filepath.Join(t.TempDir(), "app.db"), sqlitedb.Options{Now: clock})
+	if err != nil {
+		t.Fatalf("open sqlitedb: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close sqlitedb: %v", err)
+		}
+	})
+	e := &env{store: store, db: db, tokens: map[string]string{}}
 	ms := auth.NewMemoryStore()
 	add := func(name string, role auth.Role, mod func(*auth.Token)) {
 		secret, hash, err := auth.Generate()
@@ -81,10 +111,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 		w = o.wrap(store)
 	}
 	in := ingest.New(w, ingest.Options{Limits: o.limits, Now: clock})
+	// The cache's TTL never passes on the fixed clock: a revocation
+	// through the API works only because the server tells the cache to
+	// forget the token.
+	e.verify = auth.NewVerifier(auth.NewCache(chainTokens{ms, auth.AppDBTokens{Repo: db.Tokens()}}, auth.CacheOptions{Now: clock, Touch: db.Tokens().Touch}), clock)
 	e.api = httpapi.New(httpapi.Deps{
 		Series:   store,
 		Ingester: in,
-		Verifier: auth.NewVerifier(ms, clock),
+		Verifier: e.verify,
+		DB:       db,
 		Ready:    o.ready,
 		Now:      clock,
 		Version:  "1.8.10-vigil",
@@ -170,3 +205,19 @@ func (e *env) query(t *testing.T, route string, params url.Values) []seriesResul
 func ms(t time.Time) string { return fmt.Sprint(t.UnixMilli()) }
 
 func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func verifierOf(t *testing.T, e *env) *auth.Verifier {
+	t.Helper()
+	return e.verify
+}
+
+// serve sends a request straight to h with the token secret and returns
+// status and body.
+func serve(t *testing.T, h http.Handler, method, target, secret string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), method, target, nil)
+	req.Header.Set("Authorization", "Token "+secret)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}

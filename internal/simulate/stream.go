@@ -160,7 +160,8 @@ type StreamOptions struct {
 	// Now is the clock deciding what is past (backfill) and what is live.
 	// Nil means time.Now.
 	Now func() time.Time
-	// Progress, when set, is called after every write.
+	// Progress, when set, is called after every write, and once more when
+	// the backfill is done and Stream goes live.
 	Progress func(Progress)
 }
 
@@ -234,7 +235,12 @@ func (f *Fleet) Stream(ctx context.Context, w Writer, opts StreamOptions) (Progr
 			if err := flush(); err != nil {
 				return stopped(err)
 			}
-			p.Live = true
+			if !p.Live {
+				p.Live = true
+				if opts.Progress != nil {
+					opts.Progress(p) // the backfill is done
+				}
+			}
 			wake := telemetry.FromMillis(r.Time)
 			if next := lastFlush.Add(every); next.After(wake) {
 				wake = next

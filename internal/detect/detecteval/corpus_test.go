@@ -27,6 +27,10 @@ func TestCorpusReport(t *testing.T) {
 	if os.Getenv("VIGIL_TEST_DEVICE_ONLY") != "" {
 		opts.DeviceOnly = true
 	}
+	if os.Getenv("VIGIL_TEST_SPARSE_DEVICE") != "" {
+		// Flag only the onset of a device alarm, as event scoring wants.
+		opts.HoldDeviceAlarms = false
+	}
 	scorer := func(ctx context.Context, in io.Reader, out io.Writer) error {
 		_, err := detect.ScoreCSV(ctx, in, out, opts)
 		return err

@@ -3,6 +3,12 @@
 //
 //	VIGIL_TEST_CORPUS=/path/to/corpus go test -run TestCorpusReport -v ./internal/detect/detecteval
 //
+// VIGIL_TEST_SPARSE_DEVICE=1 flags only the onset of a multivariate alarm
+// (CSVOptions.HoldDeviceAlarms false), which suits the corpus's event and
+// NAB-style scoring of device files; VIGIL_TEST_DEVICE_ONLY=1 runs only the
+// device detector on multi-column files; VIGIL_TEST_VERBOSE=1 adds one line
+// per file.
+//
 // It lives apart from package detect so that detect's own tests do not
 // depend on the corpus and evaluation packages.
 package detecteval

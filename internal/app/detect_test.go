@@ -1,0 +1,167 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-iot/vigil/internal/app"
+	"github.com/vigil-iot/vigil/internal/appdb"
+	"github.com/vigil-iot/vigil/internal/appdb/sqlitedb"
+	"github.com/vigil-iot/vigil/internal/config"
+	"github.com/vigil-iot/vigil/internal/engine"
+	"github.com/vigil-iot/vigil/internal/notify"
+	"github.com/vigil-iot/vigil/internal/simulate"
+)
+
+// webhookSink is the external receiver of anomaly notifications.
+type webhookSink struct {
+	mu  sync.Mutex
+	got []engine.Notification
+	bad int
+}
+
+func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n engine.Notification
+	if !notify.Verify([]byte("hook-key"), body, r.Header.Get(notify.HeaderSignature)) || json.Unmarshal(body, &n) != nil ||
+		r.Header.Get(notify.HeaderEventID) != n.ID {
+		s.bad++
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.got = append(s.got, n)
+}
+
+func (s *webhookSink) notifications() ([]engine.Notification, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]engine.Notification(nil), s.got...), s.bad
+}
+
+// TestDetectEndToEnd runs Vigil, writes a simulated fleet of two devices
+// through the HTTP write API (one with an injected spike), and waits for
+// the anomaly event to be recorded and announced to the webhook; the clean
+// device gets none.
+func TestDetectEndToEnd(t *testing.T) {
+	sink := &webhookSink{}
+	hook := httptest.NewServer(sink)
+	defer hook.Close()
+
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.WebhookURL = hook.URL
+	cfg.WebhookKey = "hook-key"
+	ctx, cancel := context.WithCancel(t.Context())
+	a, err := app.Open(ctx, cfg, app.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := a.Bootstrap(ctx, adminSecret, io.Discard); err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	start := end.Add(-30 * time.Minute)
+	devs := simulate.NewDevices(1, 2, 2, time.Second)
+	for i := range devs {
+		devs[i].GapRate = 0
+	}
+	faultAt := start.Add(20 * time.Minute)
+	fleet, err := simulate.NewFleet(simulate.Config{
+		Seed: 1, Start: start, End: end, Devices: devs,
+		Faults: []simulate.Fault{{Device: "dev-001", Sensors: []string{devs[0].Sensors[0].Name}, Kind: simulate.Spike, Start: faultAt, End: faultAt.Add(3 * time.Second), Magnitude: 20}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd := &simulate.Sender{URL: "http://" + ln.Addr().String(), Org: "acme", Bucket: "iot", Token: adminSecret, BatchSize: 500}
+	n, err := snd.Send(t.Context(), fleet.Points())
+	if err != nil {
+		t.Fatalf("Send: %v (after %d points)", err, n)
+	}
+
+	// Read the application database beside the running app.
+	db, err := sqlitedb.Open(t.Context(), filepath.Join(dir, "vigil.db"), sqlitedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	closed := false
+	var events []appdb.Anomaly
+	deadline := time.Now().Add(60 * time.Second)
+	for !closed && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if events, _, err = db.Anomalies().Find(t.Context(), appdb.AnomalyFilter{Device: "dev-001"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			closed = closed || (!e.Ongoing() && !e.Start.Before(faultAt) && e.Start.Before(faultAt.Add(10*time.Second)))
+		}
+	}
+	if !closed {
+		t.Fatalf("no closed event of dev-001 at the spike %v within 60s; events: %+v", faultAt, events)
+	}
+	// Wait until the clean device is scored through its last reading (its
+	// checkpoints are written every 10s), then check it has no event.
+	deadline = time.Now().Add(60 * time.Second)
+	for scored := false; !scored; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("dev-002 not checkpointed through its last reading within 60s")
+		}
+		cps, _, err := db.Checkpoints().Find(t.Context(), appdb.CheckpointFilter{KeyPrefix: "det:7:dev-002:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scored = len(cps) == 3 // two series and the device detector
+		for _, cp := range cps {
+			scored = scored && !cp.ScoredThrough.Before(end.Add(-5*time.Second))
+		}
+	}
+	if clean, _, err := db.Anomalies().Find(t.Context(), appdb.AnomalyFilter{Device: "dev-002"}); err != nil || len(clean) != 0 {
+		t.Errorf("clean device dev-002: events %+v, %v; want none", clean, err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		got, bad := sink.notifications()
+		if bad > 0 {
+			t.Fatalf("webhook got %d unsigned or malformed requests", bad)
+		}
+		opened := false
+		for _, nt := range got {
+			opened = opened || (nt.Action == engine.ActionOpen && nt.Anomaly.Device == "dev-001")
+		}
+		if opened {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook got no open notification for dev-001 within 30s: %+v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/oklog/run"
+
+	"github.com/vigil-iot/vigil/internal/bus"
+	"github.com/vigil-iot/vigil/internal/engine"
+	"github.com/vigil-iot/vigil/internal/ingest"
+	"github.com/vigil-iot/vigil/internal/notify"
+	"github.com/vigil-iot/vigil/internal/resilience"
+)
+
+// detectionOn reports whether the configuration turns detection on.
+func (a *App) detectionOn() bool { return a.cfg.Detection != "off" }
+
+// ingestWriter is what ingest writes through: the time-series store, and
+// with detection on, a publication of every durable write to the bus topic
+// "telemetry" keyed by device, for the detection engine.
+func (a *App) ingestWriter() ingest.Writer {
+	if !a.detectionOn() || a.Bus == nil {
+		return a.TS
+	}
+	return &engine.PublishingWriter{W: a.TS, Pub: a.Bus}
+}
+
+// Engine builds the detection engine over the app's stores and bus.
+func (a *App) Engine() (*engine.Engine, error) {
+	return engine.New(a.TS, a.DB, a.Bus, engine.Options{
+		Config:     engine.DefaultConfig(),
+		Logger:     a.opts.Logger.With("component", "detect"),
+		Now:        a.opts.Now,
+		Registerer: a.opts.Registry,
+		Middleware: []bus.Middleware{resilience.Recover()},
+	})
+}
+
+// Relay builds the outbox relay: anomaly notifications to the configured
+// webhook (none when WebhookURL is empty).
+func (a *App) Relay() (*notify.Relay, error) {
+	opts := notify.Options{
+		WebhookTopic: engine.TopicAnomalies,
+		Logger:       a.opts.Logger.With("component", "notify"),
+		Now:          a.opts.Now,
+		Registerer:   a.opts.Registry,
+	}
+	if a.cfg.WebhookURL != "" {
+		opts.Webhook = &notify.Webhook{URL: a.cfg.WebhookURL, Secret: []byte(a.cfg.WebhookKey)}
+	}
+	// The in-process bus keeps messages of a topic nobody consumes until it
+	// is full and then blocks, so the relay publishes to the bus only when
+	// a consumer of "anomalies" exists; none does yet.
+	return notify.NewRelay(a.DB.Outbox(), opts)
+}
+
+// addDetection adds the detection engine (when on) and the outbox relay
+// to g. It declares the engine's consumer group first, so that no write
+// accepted from now on is missed.
+func (a *App) addDetection(ctx context.Context, g *run.Group) error {
+	relay, err := a.Relay()
+	if err != nil {
+		return err
+	}
+	{
+		rctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return relay.Run(rctx) }, func(error) { cancel() })
+	}
+	if !a.detectionOn() {
+		return nil
+	}
+	if in, ok := a.Bus.(bus.Initializer); ok {
+		if err := in.Initialize(ctx, engine.TopicTelemetry, engine.GroupDetect); err != nil {
+			return fmt.Errorf("declare detection consumer group: %w", err)
+		}
+	}
+	en, err := a.Engine()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { return en.Run(rctx) }, func(error) { cancel() })
+	return nil
+}
