@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 2
+	ensembleVersion = 3
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -26,6 +26,7 @@ const (
 	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
 	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
 	outlierWeight = 0.25
+	famFull       = 0.25 // share of Warmup readings in a value bin that makes it fully familiar
 )
 
 // fastAlphas are the candidate weights of the one-step predictor; the warm-up
@@ -89,6 +90,8 @@ type Ensemble struct {
 
 	daily  []bucket
 	weekly []bucket
+
+	fam familiar // coarse histogram of the values learned as normal
 }
 
 // NewEnsemble returns an Ensemble with cfg. It panics if cfg does not
@@ -119,6 +122,7 @@ func (e *Ensemble) Interval() float64 { return e.interval }
 type components struct {
 	level, spike, shift, variance float64
 	breakout, rule, flat, nodata  bool
+	gap                           float64 // silence before this reading in learned intervals (≥ 1)
 }
 
 // Update scores the reading v at time t (Unix milliseconds). A NaN or
@@ -141,6 +145,9 @@ func (e *Ensemble) Update(t int64, v float64) Result {
 				// A silence that did not alarm is normal for this series:
 				// irregular series learn their own long gaps.
 				e.longestGap = max(e.longestGap, dt)
+			}
+			if e.interval > 0 {
+				c.gap = dt / e.interval
 			}
 			e.learnInterval(dt)
 		}
@@ -250,6 +257,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.shortDev = e.levelDev * math.Sqrt(shortAlpha/(2-shortAlpha))
 	e.fast = w[0]
 	e.flatOK = span > 0
+	e.fam.init(e.lo, e.hi, e.floor)
 	e.longestRun = max(e.longestRun, e.run)
 
 	// Replay the warm-up through the scoring path to seed the CUSUM,
@@ -324,8 +332,10 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 	c.level = e.qLevel.scaled(zl)
 
 	// One-step predictor at the learned time scale.
+	// After a silence the series has had time to move: the innovation is
+	// judged against the noise of a random walk over the silence.
 	inn := v - e.fast
-	c.spike = e.qSpike.scaled(zscore(inn, e.innovDev))
+	c.spike = e.qSpike.scaled(zscore(inn, e.innovDev*math.Sqrt(min(max(c.gap, 1), 100))))
 
 	// Short-window mean against the slow baseline, in units of its own
 	// historical spread: self-calibrating for autocorrelated series.
@@ -448,6 +458,19 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		e.cpos, e.cneg = 0, 0
 	}
 
+	// A value in a range the series has occupied for a sustained time
+	// before is not a level anomaly, however far it is from the current
+	// baseline: a recurring pattern (a working day's load after a weekend)
+	// alarms once. Only readings that did not look like a level change are
+	// learned, so a drift or a shift stays unfamiliar.
+	fb, fc := e.fam.lookup(v)
+	if max(c.level, c.shift) < 0.5 {
+		e.fam.learn(fb)
+	}
+	if f := min(fc/(famFull*float64(cfg.Warmup)), 1); f > 0 {
+		c.level *= 1 - f
+		c.shift *= 1 - f
+	}
 	raw := max(c.level, c.spike, c.shift, c.variance)
 	score := e.lik.update(raw, cfg.LikelihoodAvg, cfg.LikelihoodMemory)
 	if !live {
@@ -546,6 +569,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.i64(e.learned)
 	enc.boolean(e.seasOn)
 	e.lik.encode(&enc)
+	e.fam.encode(&enc)
 	enc.boolean(e.daily != nil)
 	for _, bs := range [][]bucket{e.daily, e.weekly} {
 		for _, b := range bs {
@@ -592,6 +616,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 	s.learned = d.i64()
 	s.seasOn = d.boolean()
 	s.lik.decode(&d)
+	s.fam.decode(&d)
 	seasonal := d.boolean()
 	if d.err == nil && seasonal != e.cfg.Seasonal {
 		d.err = ErrBadState
