@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/cache"
 	"github.com/vigil-iot/vigil/internal/config"
+	"github.com/vigil-iot/vigil/internal/models"
 	"github.com/vigil-iot/vigil/internal/objects"
 	"github.com/vigil-iot/vigil/internal/resilience"
 	"github.com/vigil-iot/vigil/internal/timeseries"
@@ -56,6 +57,12 @@ type App struct {
 
 	verifyOnce sync.Once
 	verify     *auth.Verifier
+
+	// registry is the model registry shared by the process (see
+	// SharedModels), built on first use.
+	registryOnce sync.Once
+	registry     *models.Registry
+	registryErr  error
 
 	policy *resilience.Policy
 	health *resilience.Health

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/oklog/run"
@@ -9,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/engine"
 	"github.com/vigil-iot/vigil/internal/ingest"
+	"github.com/vigil-iot/vigil/internal/models"
 	"github.com/vigil-iot/vigil/internal/notify"
 	"github.com/vigil-iot/vigil/internal/resilience"
 )
@@ -26,15 +28,52 @@ func (a *App) ingestWriter() ingest.Writer {
 	return &engine.PublishingWriter{W: a.TS, Pub: a.Bus}
 }
 
-// Engine builds the detection engine over the app's stores and bus.
+// Engine builds the detection engine over the app's stores and bus, with
+// the shared model registry (SharedModels): series and devices without a
+// checkpoint start from their active model.
 func (a *App) Engine() (*engine.Engine, error) {
+	reg, err := a.SharedModels()
+	if err != nil {
+		return nil, fmt.Errorf("detection engine: %w", err)
+	}
 	return engine.New(a.TS, a.DB, a.Bus, engine.Options{
 		Config:     engine.DefaultConfig(),
 		Logger:     a.opts.Logger.With("component", "detect"),
 		Now:        a.opts.Now,
 		Registerer: a.opts.Registry,
 		Middleware: []bus.Middleware{resilience.Recover()},
+		Models:     reg,
 	})
+}
+
+// SharedModels returns the process's one model registry, built on the
+// first call over the app's stores and its cache store (a.Cache; a new
+// in-process cache when the app has none open). The live engine reads
+// models through it; use it rather than Models wherever default options
+// do, so that a promotion here invalidates the engine's cached answer.
+func (a *App) SharedModels() (*models.Registry, error) {
+	a.registryOnce.Do(func() {
+		if a.DB == nil || a.Objects == nil {
+			a.registryErr = errors.New("model registry: application database and object store must be open")
+			return
+		}
+		c := a.Cache
+		if c == nil {
+			if c, a.registryErr = a.modelCache(); a.registryErr != nil {
+				return
+			}
+		}
+		var ts models.History
+		if a.TS != nil {
+			ts = a.TS
+		}
+		a.registry, a.registryErr = models.New(ts, a.DB.Models(), a.Objects, c, models.Options{
+			Now:    a.opts.Now,
+			Logger: a.opts.Logger.With("component", "models"),
+			Code:   a.opts.Version,
+		})
+	})
+	return a.registry, a.registryErr
 }
 
 // Relay builds the outbox relay: anomaly notifications to the configured

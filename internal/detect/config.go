@@ -155,9 +155,17 @@ type DeviceConfig struct {
 	// least NoiseFloor times its warm-up mean magnitude (and times its range).
 	// Default 0.001.
 	NoiseFloor float64 `json:"noise_floor"`
-	// TrendLambda is the EWMA weight that tracks the baseline of sensors that
-	// trend during warm-up. Default 0.01.
+	// TrendLambda is the largest per-row EWMA weight of the slow baselines
+	// (of sensors that trend during warm-up, and of every stream). Default
+	// 0.05.
 	TrendLambda float64 `json:"trend_lambda"`
+	// TrendSeconds is the memory of the slow baselines in wall time: the
+	// per-row weight is the reporting interval learned from the warm-up
+	// divided by TrendSeconds, at most TrendLambda. A fast-sampled device
+	// (every second) then keeps its baseline for minutes and sees a shift
+	// that lasts them, instead of absorbing it in a few dozen rows. 0 uses
+	// TrendLambda per row whatever the interval. Default 1200 (20 minutes).
+	TrendSeconds float64 `json:"trend_seconds"`
 	// Rest is the number of rows after an alarm ends during which a new
 	// alarm is not a new onset (it continues the previous event). Default 150.
 	Rest int `json:"rest"`
@@ -173,18 +181,19 @@ type DeviceConfig struct {
 // DefaultDeviceConfig returns the defaults documented on DeviceConfig.
 func DefaultDeviceConfig() DeviceConfig {
 	return DeviceConfig{
-		Warmup:      250,
-		Lambda:      0.1,
-		Quantile:    0.995,
-		Margin:      1.5,
-		MinLimit:    6,
-		CUSUMK:      0.5,
-		Hold:        15,
-		NoiseFloor:  0.001,
-		TrendLambda: 0.05,
-		CrossModel:  true,
-		MaxAlarm:    600,
-		Rest:        150,
+		Warmup:       250,
+		Lambda:       0.1,
+		Quantile:     0.995,
+		Margin:       1.5,
+		MinLimit:     6,
+		CUSUMK:       0.5,
+		Hold:         15,
+		NoiseFloor:   0.001,
+		TrendLambda:  0.05,
+		TrendSeconds: 1200,
+		CrossModel:   true,
+		MaxAlarm:     600,
+		Rest:         150,
 	}
 }
 
@@ -226,6 +235,9 @@ func (c DeviceConfig) Validate() error {
 	}
 	if !(c.TrendLambda > 0 && c.TrendLambda <= 1) {
 		bad("trend_lambda", c.TrendLambda, "in (0, 1]")
+	}
+	if !(c.TrendSeconds >= 0) || math.IsInf(c.TrendSeconds, 0) {
+		bad("trend_seconds", c.TrendSeconds, ">= 0 and finite")
 	}
 	return errors.Join(errs...)
 }

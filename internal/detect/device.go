@@ -8,7 +8,7 @@ import (
 
 const (
 	deviceKind       = 'D'
-	deviceVersion    = 2
+	deviceVersion    = 3
 	maxDeviceWarmup  = 5000
 	maxSensors       = 256
 	minCUSUMLimit    = 20
@@ -68,6 +68,15 @@ type DeviceDetector struct {
 	sinceEnd        int     // rows since the last alarm ended
 	lift            float64 // learned multiplier (≥ 1) of the control limits
 	settled         bool    // the last alarm ended at MaxAlarm and no onset followed yet
+
+	warmT  []int64 // warm-up row times (Unix ms); nil after warm-up
+	trendA float64 // per-row weight of the slow baselines, from TrendSeconds
+
+	fam     []familiar // per sensor: histogram of the values learned as normal
+	wlo     []float64  // per sensor: warm-up minimum
+	whi     []float64  // per sensor: warm-up maximum
+	famBin  []int      // scratch, per sensor: the bin of the current value
+	famDamp []float64  // scratch, per sensor: familiarity (0..1) of the current value
 }
 
 // NewDeviceDetector returns a detector for the named sensors, in the order
@@ -96,6 +105,8 @@ func (d *DeviceDetector) alloc() {
 	d.gain = make([]float64, 2*k)
 	d.mu, d.muSlope = make([]float64, 2*k), make([]float64, 2*k)
 	d.nsc = make([]float64, 2*k)
+	d.fam, d.famBin, d.famDamp = make([]familiar, k), make([]int, k), make([]float64, k)
+	d.wlo, d.whi = make([]float64, k), make([]float64, k)
 	d.lift = 1
 	for i := range d.gain {
 		d.gain[i] = 1
@@ -115,7 +126,6 @@ func (d *DeviceDetector) Limits() (mewma, cusum float64) { return d.limit, d.cli
 // milliseconds); NaN marks a missing reading. Missing trailing values may be
 // omitted. A row with no valid value changes nothing.
 func (d *DeviceDetector) Update(t int64, vals []float64) Result {
-	_ = t // rows are equally weighted; t is kept for a future time-aware baseline
 	row := make([]float64, d.k)
 	valid := 0
 	for i := range row {
@@ -133,6 +143,7 @@ func (d *DeviceDetector) Update(t int64, vals []float64) Result {
 	d.rows++
 	if !d.Warm() {
 		d.warm = append(d.warm, row...)
+		d.warmT = append(d.warmT, t)
 		if d.rows == int64(d.cfg.Warmup) {
 			d.fit()
 		}
@@ -145,6 +156,22 @@ func (d *DeviceDetector) Update(t int64, vals []float64) Result {
 // from the warm-up rows, then frees them.
 func (d *DeviceDetector) fit() {
 	k, n := d.k, len(d.warm)/d.k
+	d.trendA = d.cfg.TrendLambda
+	if d.cfg.TrendSeconds > 0 && len(d.warmT) > 1 {
+		// The median reporting interval of the warm-up sets the per-row
+		// weight of a baseline with a memory of TrendSeconds.
+		dts := make([]float64, 0, len(d.warmT)-1)
+		for i := 1; i < len(d.warmT); i++ {
+			if dt := d.warmT[i] - d.warmT[i-1]; dt > 0 {
+				dts = append(dts, float64(dt))
+			}
+		}
+		if len(dts) > 0 {
+			iv := quantile(dts, 0.5) / 1000
+			d.trendA = min(d.cfg.TrendLambda, max(iv/d.cfg.TrendSeconds, 1e-6))
+		}
+	}
+	d.warmT = nil
 	col := make([]float64, n)
 	for i := range k {
 		// Fill gaps with the previous valid value (or the first valid one).
@@ -189,6 +216,14 @@ func (d *DeviceDetector) fit() {
 			r2 = b * sxy / syy
 		}
 		floor := max(d.cfg.NoiseFloor*math.Abs(mean), 0.01*(hi-lo), 1e-9)
+		d.fam[i].init(lo, hi, floor, false)
+		d.wlo[i], d.whi[i] = lo, hi
+		for r := range n {
+			if v := d.warm[r*k+i]; !math.IsNaN(v) {
+				b, _, _ := d.fam[i].lookup(0, v)
+				d.fam[i].learn(0, b)
+			}
+		}
 		if r2 >= trendMinR2 {
 			d.trend[i] = true
 			d.slope[i] = b
@@ -393,7 +428,7 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat, cus float64, sc streamSc
 		v -= d.mu[s]
 		if !d.inAlarm {
 			// The slow baseline absorbs drifts slower than TrendLambda.
-			lb := d.cfg.TrendLambda
+			lb := d.trendA
 			e := min(max(v, -endBand), endBand)
 			d.mu[s] += lb * e
 			d.muSlope[s] += lb * lb * e
@@ -426,6 +461,14 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat, cus float64, sc streamSc
 			d.perStream[s] = append(d.perStream[s], m)
 		}
 		c := max(d.cp[s], d.cn[s])
+		if s < k && live {
+			// A sensor at a level it has occupied for a sustained time
+			// before is not a deviation by itself (a working day's load
+			// the warm-up did not see); its cross residual still watches
+			// whether the other sensors agree.
+			m *= 1 - d.famDamp[s]
+			c *= 1 - d.famDamp[s]
+		}
 		if s < k && d.crossSD[s] > 0 {
 			// A sensor the others explain is watched closely by its
 			// cross residual; its raw deviation must be larger to count.
@@ -476,16 +519,37 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		x[i] = (v - d.base[i]) / d.sd[i]
 		if d.trend[i] && !d.inAlarm {
 			// Holt baseline: level and slope follow the sensor slowly.
-			lam := d.cfg.TrendLambda
+			lam := d.trendA
 			err := v - d.base[i]
 			d.base[i] += lam * err
 			d.slope[i] += lam * lam * err
+		}
+	}
+	full := famFull * float64(d.cfg.Warmup)
+	for i, v := range row {
+		d.famBin[i], d.famDamp[i] = -1, 0
+		if !math.IsNaN(v) {
+			var cnt float64
+			d.famBin[i], cnt, _ = d.fam[i].lookup(0, v)
+			d.famDamp[i] = min(cnt/full, 1)
+			if v >= d.wlo[i] && v <= d.whi[i] {
+				// Inside the warm-up range the MEWMA keeps some of its
+				// sensitivity to small persistent shifts.
+				d.famDamp[i] *= 0.5
+			}
 		}
 	}
 	_, _, sc := d.streamsArg(x)
 	d.rebase = false
 	ratio, arg := sc.ratio, sc.arg
 	over := ratio > 1
+	if !over && !d.inAlarm {
+		// Only rows that raise no alarm teach what is normal, so a shift
+		// or a drift stays unfamiliar.
+		for i, b := range d.famBin {
+			d.fam[i].learn(0, b)
+		}
+	}
 	// The limits learn the process's own extremes: every row over them
 	// raises them a little (doubling over liftDoubling warm-ups of
 	// exceedance), every row under them lowers them liftDecay times slower,
@@ -588,7 +652,12 @@ func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
 	enc.i64(d.rows)
 	enc.boolean(d.warm != nil)
 	enc.f64s(d.warm)
-	for _, fs := range [][]float64{d.base, d.slope, d.sd, d.beta, d.crossSD, d.lastX, d.z, d.fast, d.cp, d.cn, d.gain, d.mu, d.muSlope, d.nsc} {
+	enc.u32(uint32(len(d.warmT)))
+	for _, t := range d.warmT {
+		enc.i64(t)
+	}
+	enc.f64(d.trendA)
+	for _, fs := range [][]float64{d.base, d.slope, d.sd, d.beta, d.crossSD, d.lastX, d.z, d.fast, d.cp, d.cn, d.gain, d.mu, d.muSlope, d.nsc, d.wlo, d.whi} {
 		enc.f64s(fs)
 	}
 	for _, b := range d.trend {
@@ -604,6 +673,9 @@ func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
 	enc.u32(uint32(d.sinceEnd))
 	enc.f64(d.lift)
 	enc.boolean(d.settled)
+	for i := range d.fam {
+		d.fam[i].encode(&enc)
+	}
 	return enc.b, nil
 }
 
@@ -629,8 +701,22 @@ func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
 	case s.warm == nil:
 		s.warm = []float64{}
 	}
-	want := []int{k, k, k, k * k, k, k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k}
-	ptrs := []*[]float64{&s.base, &s.slope, &s.sd, &s.beta, &s.crossSD, &s.lastX, &s.z, &s.fast, &s.cp, &s.cn, &s.gain, &s.mu, &s.muSlope, &s.nsc}
+	nt := int(dec.u32())
+	if dec.err == nil && (nt > maxDeviceWarmup || nt*k != len(s.warm)) {
+		dec.err = fmt.Errorf("%w: %d warm-up times for %d values", ErrBadState, nt, len(s.warm))
+	}
+	for range nt {
+		if dec.err != nil {
+			break
+		}
+		s.warmT = append(s.warmT, dec.i64())
+	}
+	s.trendA = dec.f64()
+	if dec.err == nil && !(s.trendA >= 0 && s.trendA <= 1) {
+		dec.err = fmt.Errorf("%w: baseline weight %v", ErrBadState, s.trendA)
+	}
+	want := []int{k, k, k, k * k, k, k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, k, k}
+	ptrs := []*[]float64{&s.base, &s.slope, &s.sd, &s.beta, &s.crossSD, &s.lastX, &s.z, &s.fast, &s.cp, &s.cn, &s.gain, &s.mu, &s.muSlope, &s.nsc, &s.wlo, &s.whi}
 	for i, p := range ptrs {
 		*p = dec.f64s(want[i])
 		if dec.err == nil && len(*p) != want[i] {
@@ -651,6 +737,13 @@ func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
 	s.sinceEnd = int(dec.u32())
 	s.lift = dec.f64()
 	s.settled = dec.boolean()
+	s.fam, s.famBin, s.famDamp = make([]familiar, k), make([]int, k), make([]float64, k)
+	for i := range s.fam {
+		s.fam[i].decode(&dec)
+		if dec.err == nil && s.fam[i].hours != nil {
+			dec.err = fmt.Errorf("%w: sensor %d has hour-of-day familiarity", ErrBadState, i)
+		}
+	}
 	if dec.err == nil && !(s.lift >= 1) {
 		dec.err = fmt.Errorf("%w: limit multiplier %v", ErrBadState, s.lift)
 	}

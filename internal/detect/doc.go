@@ -12,6 +12,14 @@
 //     variance-ratio test, configured rules, flat-line and no-data detection
 //     (both against the series' own longest normal run or silence, so an
 //     irregular or bursty series does not alarm on its usual gaps).
+//     The one-step predictor judges a reading after a silence against the
+//     noise of a random walk over the silence. A coarse, self-widening
+//     histogram of the values learned as normal (per hour of the day once
+//     the seasonal baseline is in use) damps the level and shift components
+//     of a value in a range the series has occupied for a sustained time
+//     before, so a recurring pattern (a working day's load after a weekend)
+//     alarms once; only readings that did not look like a level change are
+//     learned, so a shift or a drift stays unfamiliar.
 //     The combined raw score goes through the anomaly likelihood of Ahmad et
 //     al. (2017) with the red filter, and a rest period turns a run of
 //     anomalous readings into one alarm.
@@ -36,7 +44,8 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 2 for both), then
+// DeviceDetector) and a version byte (currently 3 for an Ensemble, 2 for a
+// DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
 // uint32 length followed by float64 values; strings a uint32 length and
@@ -46,9 +55,10 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 3,568 bytes with the seasonal profile (48 daily and 168 weekly
-// buckets of 14 bytes) and 544 bytes without, plus 8 bytes per warm-up
-// reading while it warms up. A DeviceDetector is about 8k² + 176k bytes plus
+// Ensemble is 5,380 bytes with the seasonal profile (48 daily and 168 weekly
+// buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
+// and 820 bytes without, plus 8 bytes per warm-up reading while it warms
+// up. The familiarity histogram (32 bins) is 276 bytes of either. A DeviceDetector is about 8k² + 176k bytes plus
 // its sensor names after warm-up (947 bytes for 4 sensors, 2,031 for 8),
 // plus 8k bytes per warm-up row before.
 package detect

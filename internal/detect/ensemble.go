@@ -257,7 +257,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.shortDev = e.levelDev * math.Sqrt(shortAlpha/(2-shortAlpha))
 	e.fast = w[0]
 	e.flatOK = span > 0
-	e.fam.init(e.lo, e.hi, e.floor)
+	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
 	e.longestRun = max(e.longestRun, e.run)
 
 	// Replay the warm-up through the scoring path to seed the CUSUM,
@@ -463,11 +463,22 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 	// baseline: a recurring pattern (a working day's load after a weekend)
 	// alarms once. Only readings that did not look like a level change are
 	// learned, so a drift or a shift stays unfamiliar.
-	fb, fc := e.fam.lookup(v)
-	if max(c.level, c.shift) < 0.5 {
-		e.fam.learn(fb)
+	// A seasonal series counts only what it saw at this hour of the day
+	// (a value familiar at another hour is a pattern out of phase); an
+	// hour of the day holds fewer readings, so half an hour's worth makes
+	// it familiar.
+	fb, fc, fh := e.fam.lookup(t, v)
+	if max(c.level, c.shift) == 0 {
+		e.fam.learn(t, fb)
 	}
-	if f := min(fc/(famFull*float64(cfg.Warmup)), 1); f > 0 {
+	full := famFull * float64(cfg.Warmup)
+	if e.seasOn {
+		fc = fh
+		if e.interval > 0 {
+			full = min(full, max(1800000/e.interval, 3))
+		}
+	}
+	if f := min(fc/full, 1); f > 0 {
 		c.level *= 1 - f
 		c.shift *= 1 - f
 	}
@@ -486,7 +497,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// A breakout counts only when the reading is also unusual for the
 	// level or the predictor: a new record within the noise is not one.
 	c.breakout = c.breakout && max(c.level, c.spike) >= 0.5
-	forced := c.breakout || c.rule || c.flat || c.nodata
+	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1
 	e.sinceAlarm++
 	candidate := score >= cfg.Threshold || forced
 	// Flat-line, no-data and rule signals fire once per episode by

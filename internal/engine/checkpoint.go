@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/vigil-iot/vigil/internal/detect"
 )
 
 // Checkpoint keys. Every checkpoint of device d starts with devicePrefix(d)
@@ -50,6 +52,13 @@ const stateMagic = "VGE1"
 type stateMeta struct {
 	Tracker tracker  `json:"tracker"`
 	Sensors []string `json:"sensors,omitempty"`
+	// Model is the model the detector started from ("name@version").
+	Model string `json:"model,omitempty"`
+	// Config (series) or DeviceConfig (device) is the detector's
+	// configuration; absent in older checkpoints, which restore with the
+	// engine's.
+	Config       *detect.Config       `json:"config,omitempty"`
+	DeviceConfig *detect.DeviceConfig `json:"device_config,omitempty"`
 }
 
 func encodeState(det []byte, meta stateMeta) ([]byte, error) {

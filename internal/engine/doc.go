@@ -38,6 +38,41 @@
 // batch. The device detector's sensors are the device's series when it got
 // its second series; series added later are scored per series only.
 //
+// # Starting state: models and detector configurations
+//
+// A series seen for the first time (no checkpoint) gets its detector from,
+// in order:
+//
+//   - the detector configurations of the application database
+//     (appdb.DetectorConfig, Detector DetectorEnsemble for series,
+//     DetectorDevice for the device detector): the most specific one
+//     covering the series wins (series > device > tag selector > global;
+//     among equals, the newest). Enabled false turns detection of the
+//     series off (its readings are stored, not scored, not checkpointed);
+//     otherwise Params, a JSON object with the field names of detect.Config
+//     (detect.DeviceConfig), overrides the engine's Config.Ensemble
+//     (Config.Device), which is detect.DefaultConfig() by default. A config
+//     with an unknown detector, an unknown field or a value that does not
+//     validate is logged once (naming its ID and the field) and ignored, as
+//     if absent;
+//   - the active model of the series or its device (Options.Models,
+//     models.Registry.InitialState): the detector starts warm from the
+//     model's state, with the model's configuration (parameter overrides do
+//     not apply to it; enabled false does), and its events carry
+//     ModelVersion "series:<key>@<version>" (or "device:<id>@<version>"). A
+//     corrupt model is logged and the series starts cold; a failure to
+//     reach the registry fails the batch, which is redelivered;
+//   - else a cold detector with the resolved configuration.
+//
+// The device detector is made likewise (InitialDevice; with a model, its
+// sensors are the model's) once the device has two enabled series. The
+// configurations are read at the start of Run and every ConfigRefresh
+// (RefreshConfigs). A change applies to detectors made afterwards: new
+// series, and disabled series of a device loaded again (after eviction or
+// a restart). Running detectors, and checkpointed ones when they are
+// restored, keep their configuration (recorded in the checkpoint) and model
+// version: delete a series' checkpoint to re-create it.
+//
 // # Checkpoints and restart
 //
 // Each series (and device detector) has an appdb.Checkpoint: the time of its
@@ -63,12 +98,31 @@
 // Keys are "det:" + len(device) + ":" + device + ":" + series key (empty for
 // the device detector). State is "VGE1", a uint32 little-endian length n, n
 // bytes of detect state (MarshalBinary), then JSON {"tracker": {...},
-// "sensors": [...]}, "sensors" being the device detector's series order.
+// "sensors": [...], "model": "name@version", "config": {...},
+// "device_config": {...}}, "sensors" being the device detector's series
+// order and "config" ("device_config") the detector's configuration when it
+// is not the engine's (restored with the engine's when absent).
 // An unreadable checkpoint is logged and the series re-warms.
 //
 // # Telemetry messages
 //
 // Messages builds them: one message per device and batch, Key the device,
-// Payload line protocol with millisecond timestamps. PublishingWriter
-// publishes after a durable write.
+// Payload the device's points in the binary telemetry encoding, version 1
+// (integers are Go's encoding/binary varints: "uvarint" unsigned, "varint"
+// zig-zag signed):
+//
+//	message = "VGT" version:byte(1) nseries:uvarint series{nseries}
+//	          npoints:uvarint point{npoints}
+//	series  = len:uvarint key:byte{len}       // telemetry.Series.Key()
+//	point   = index:uvarint delta:varint value:8 bytes
+//
+// index is the point's series, a position in the series list; delta is its
+// time (Unix ms) minus the previous point's (the first point's minus 0);
+// value is the IEEE 754 bits of the reading, little-endian. Points keep the
+// order they were written in. A decoder rejects (ErrBadMessage) another
+// magic or version, a truncated message, bytes after the last point, an
+// index out of range and a key ParseSeriesKey rejects. PublishingWriter
+// publishes after a durable write. A change of layout gets a new version
+// byte; the engine logs and acknowledges a message it cannot read (its
+// readings stay stored, unscored), so deploy readers before writers.
 package engine

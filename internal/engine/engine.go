@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/appdb"
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/detect"
+	"github.com/vigil-iot/vigil/internal/models"
 	"github.com/vigil-iot/vigil/internal/telemetry"
 	"github.com/vigil-iot/vigil/internal/timeseries"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// CatchUpChunk is the time span read from the store at once when
 	// catching up after a restart. Default 6h.
 	CatchUpChunk time.Duration
+	// ConfigRefresh is how often Run re-reads the detector configurations
+	// of the application database (see RefreshConfigs). Default 30s.
+	ConfigRefresh time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -69,6 +73,7 @@ func DefaultConfig() Config {
 		IdleTimeout:        15 * time.Minute,
 		MaxSeries:          100000,
 		CatchUpChunk:       6 * time.Hour,
+		ConfigRefresh:      30 * time.Second,
 	}
 }
 
@@ -107,6 +112,9 @@ func (c Config) Validate() error {
 	if c.CatchUpChunk < time.Millisecond {
 		bad("catch_up_chunk", c.CatchUpChunk, ">= 1ms")
 	}
+	if c.ConfigRefresh <= 0 {
+		bad("config_refresh", c.ConfigRefresh, "> 0")
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +131,18 @@ type Options struct {
 	// Middleware wraps the engine's bus handler in Run, first outermost
 	// (e.g. resilience.Recover).
 	Middleware []bus.Middleware
+	// Models, when not nil, gives the starting state of detectors without
+	// a checkpoint: the active model of the series or device (a
+	// *models.Registry).
+	Models Models
+}
+
+// Models is what the engine needs of the model registry
+// (*models.Registry): the learned starting state of a series' or a
+// device's detector, ok false when no active model has it.
+type Models interface {
+	InitialState(ctx context.Context, seriesKey string) (models.Initial, bool, error)
+	InitialDevice(ctx context.Context, device string) (models.InitialDevice, bool, error)
 }
 
 // Stats counts what an engine did since it was made.
@@ -143,11 +163,12 @@ type Engine struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
-	extend float64
+	models Models
+	cfgs   configCache
 
-	mu      sync.Mutex
-	devices map[string]*deviceState
-	parsers sync.Pool // of *telemetry.LineParser, which caches parsed series
+	mu       sync.Mutex
+	devices  map[string]*deviceState
+	decoders sync.Pool // of *decoder, which caches parsed series
 
 	handler bus.Handler // Handle wrapped in Options.Middleware
 
@@ -162,19 +183,25 @@ type deviceState struct {
 	gone     bool // evicted or dropped: look the device up again
 	series   map[string]*seriesState
 	dev      *devState // nil until the device has two series
+	devOff   bool      // device detection disabled by a detector configuration
 	lastUsed atomic.Int64
 }
 
 type seriesState struct {
 	series telemetry.Series
-	ens    *detect.Ensemble
-	scored int64 // time of the last scored reading; math.MinInt64 before the first
+	ens    *detect.Ensemble // nil: detection disabled by a detector configuration
+	extend float64          // ExtendRatio × the ensemble's threshold
+	cfg    *detect.Config   // the ensemble's configuration; nil: the engine's (Config.Ensemble)
+	model  string           // "name@version" of the model it started from, or ""
+	scored int64            // time of the last scored reading; math.MinInt64 before the first
 	tr     tracker
 	dirty  bool
 }
 
 type devState struct {
 	det     *detect.DeviceDetector
+	cfg     detect.DeviceConfig
+	model   string         // "name@version" of the model it started from, or ""
 	sensors []string       // series keys, in detector order
 	index   map[string]int // series key → position in sensors
 	scored  int64
@@ -197,7 +224,7 @@ func New(ts Reader, db appdb.Store, sub bus.Subscriber, opts Options) (*Engine, 
 	}
 	e := &Engine{
 		ts: ts, db: db, sub: sub, cfg: opts.Config, log: opts.Logger, now: opts.Now,
-		extend:  opts.Config.ExtendRatio * opts.Config.Ensemble.Threshold,
+		models:  opts.Models,
 		devices: make(map[string]*deviceState),
 	}
 	e.handler = bus.Chain(e.Handle, opts.Middleware...)
@@ -243,6 +270,9 @@ func (e *Engine) Stats() Stats {
 // TopicTelemetry in GroupDetect until ctx is cancelled, checkpointing every
 // CheckpointInterval. On return it has checkpointed all state.
 func (e *Engine) Run(ctx context.Context) error {
+	if err := e.RefreshConfigs(ctx); err != nil {
+		return fmt.Errorf("detection engine: %w", err)
+	}
 	if err := e.Resume(ctx); err != nil {
 		return err
 	}
@@ -275,10 +305,17 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) maintain(ctx context.Context) {
 	t := time.NewTicker(e.cfg.CheckpointInterval)
 	defer t.Stop()
+	rt := time.NewTicker(e.cfg.ConfigRefresh)
+	defer rt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rt.C:
+			if err := e.RefreshConfigs(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("detector configurations not refreshed; keeping the previous ones", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		if err := e.Flush(ctx); err != nil && ctx.Err() == nil {
@@ -292,17 +329,17 @@ func (e *Engine) maintain(ctx context.Context) {
 // logged and acknowledged (redelivering it cannot help); a failure to
 // record events is returned, so the message is redelivered.
 func (e *Engine) Handle(ctx context.Context, msg bus.Message) error {
-	p, _ := e.parsers.Get().(*telemetry.LineParser)
-	if p == nil {
-		p = newParser()
+	dec, _ := e.decoders.Get().(*decoder)
+	if dec == nil {
+		dec = new(decoder)
 	}
-	pts, err := decodeWith(p, msg)
-	e.parsers.Put(p)
+	pts, keys, err := dec.decode(msg)
+	e.decoders.Put(dec)
 	if err != nil {
 		e.log.Warn("dropping malformed telemetry message", "err", err, "device", msg.Key)
 		return nil
 	}
-	return e.Process(ctx, pts)
+	return e.process(ctx, pts, keys)
 }
 
 // handleDeadLetter consumes the telemetry messages the bus gave up on
@@ -327,14 +364,46 @@ func (e *Engine) handleDeadLetter(ctx context.Context, msg bus.Message) error {
 // batch of the device reloads it from its checkpoint and catches up from the
 // store, so no reading is skipped.
 func (e *Engine) Process(ctx context.Context, points []telemetry.Point) error {
+	return e.process(ctx, points, nil)
+}
+
+// keyed is a device's points with their series keys (nil: compute them).
+type keyed struct {
+	pts  []telemetry.Point
+	keys []string
+}
+
+// process is Process; keys, when not nil, holds the key of each point's
+// series.
+func (e *Engine) process(ctx context.Context, points []telemetry.Point, keys []string) error {
+	if len(points) == 0 {
+		return nil
+	}
+	first := DeviceOf(points[0].Series)
+	single := true
+	for _, p := range points[1:] {
+		if p.Series.Device() != first && DeviceOf(p.Series) != first {
+			single = false
+			break
+		}
+	}
+	if single { // the common case (a bus message): no copies
+		return e.processDevice(ctx, first, &keyed{pts: points, keys: keys})
+	}
 	var order []string
-	byDev := map[string][]telemetry.Point{}
-	for _, p := range points {
+	byDev := map[string]*keyed{}
+	for i, p := range points {
 		d := DeviceOf(p.Series)
-		if _, ok := byDev[d]; !ok {
+		k := byDev[d]
+		if k == nil {
+			k = &keyed{}
+			byDev[d] = k
 			order = append(order, d)
 		}
-		byDev[d] = append(byDev[d], p)
+		k.pts = append(k.pts, p)
+		if keys != nil {
+			k.keys = append(k.keys, keys[i])
+		}
 	}
 	var errs []error
 	for _, d := range order {
@@ -372,7 +441,7 @@ func (e *Engine) lockDevice(ctx context.Context, id string) (*deviceState, error
 	}
 }
 
-func (e *Engine) processDevice(ctx context.Context, id string, pts []telemetry.Point) error {
+func (e *Engine) processDevice(ctx context.Context, id string, pts *keyed) error {
 	d, err := e.lockDevice(ctx, id)
 	if err != nil {
 		return err
@@ -393,7 +462,7 @@ func (e *Engine) processDevice(ctx context.Context, id string, pts []telemetry.P
 	return nil
 }
 
-func (e *Engine) scoreAndRecord(ctx context.Context, d *deviceState, pts []telemetry.Point) error {
+func (e *Engine) scoreAndRecord(ctx context.Context, d *deviceState, pts *keyed) error {
 	evs, err := e.score(ctx, d, pts)
 	if err != nil {
 		return err
@@ -439,13 +508,19 @@ type item struct {
 
 // score feeds pts to d's detectors and returns the events they changed,
 // one entry per event (the last snapshot, with every announcement).
-func (e *Engine) score(ctx context.Context, d *deviceState, pts []telemetry.Point) ([]event, error) {
-	items := make([]item, 0, len(pts))
-	for _, p := range pts {
+func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event, error) {
+	items := make([]item, 0, len(pts.pts))
+	for i, p := range pts.pts {
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 			continue
 		}
-		items = append(items, item{p.Series.Key(), p})
+		var key string
+		if pts.keys != nil {
+			key = pts.keys[i]
+		} else {
+			key = p.Series.Key()
+		}
+		items = append(items, item{key, p})
 	}
 	slices.SortStableFunc(items, func(a, b item) int {
 		if c := cmp.Compare(a.p.Time, b.p.Time); c != 0 {
@@ -479,9 +554,15 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts []telemetry.Poin
 			}
 			s := d.series[it.key]
 			if s == nil {
-				s = &seriesState{series: it.p.Series, ens: detect.NewEnsemble(e.cfg.Ensemble), scored: math.MinInt64}
+				var err error
+				if s, err = e.newSeries(ctx, d.id, it.key, it.p.Series); err != nil {
+					return nil, err
+				}
 				d.series[it.key] = s
 				e.nseries.Add(1)
+			}
+			if s.ens == nil {
+				continue // detection off for the series
 			}
 			if t <= s.scored {
 				e.late.Add(1)
@@ -490,14 +571,14 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts []telemetry.Poin
 			r := s.ens.Update(t, it.p.Value)
 			s.scored, s.dirty = t, true
 			e.scored.Add(1)
-			st, err := s.tr.update(it.key, t, r, e.extend, e.cfg.CloseAfter, func() (bool, error) {
+			st, err := s.tr.update(it.key, t, r, s.extend, e.cfg.CloseAfter, func() (bool, error) {
 				return e.muted(ctx, d.id, &s.series, t)
 			})
 			if err != nil {
 				return nil, err
 			}
 			if st.changed || len(st.actions) > 0 {
-				a := s.tr.snapshot(d.id, it.key, "")
+				a := s.tr.snapshot(d.id, it.key, s.model)
 				if len(a.Sensors) == 0 {
 					a.Sensors = []string{s.series.Field}
 				}
@@ -507,9 +588,10 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts []telemetry.Poin
 		if !e.cfg.DeviceDetection {
 			continue
 		}
-		if d.dev == nil && len(d.series) >= 2 {
-			sensors := slices.Sorted(maps.Keys(d.series))
-			d.dev = newDevState(e.cfg.Device, sensors[:min(len(sensors), maxDeviceSensors)], nil)
+		if d.dev == nil && !d.devOff {
+			if err := e.newDevice(ctx, d); err != nil {
+				return nil, err
+			}
 		}
 		if d.dev == nil || t <= d.dev.scored {
 			continue
@@ -538,17 +620,115 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts []telemetry.Poin
 			return nil, err
 		}
 		if st.changed || len(st.actions) > 0 {
-			add(d.dev.tr.snapshot(d.id, "", ""), st.actions)
+			add(d.dev.tr.snapshot(d.id, "", d.dev.model), st.actions)
 		}
 	}
 	return evs, nil
+}
+
+// newSeries returns the state of a series seen for the first time (no
+// checkpoint): detection off when the most specific detector configuration
+// covering it disables it; else the detector of the series' active model
+// (Options.Models), with the model's configuration; else a cold detector
+// with the configuration's parameters (or Config.Ensemble).
+func (e *Engine) newSeries(ctx context.Context, device, key string, series telemetry.Series) (*seriesState, error) {
+	s := &seriesState{series: series, scored: math.MinInt64}
+	set, err := e.configs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.cfg.Ensemble
+	if c, ok := resolve(set.ensemble, device, &series, key); ok {
+		if !c.enabled {
+			return s, nil
+		}
+		cfg = c.ens
+	}
+	if e.models != nil {
+		init, ok, err := e.models.InitialState(ctx, key)
+		if err == nil && ok {
+			var ens *detect.Ensemble
+			if ens, err = init.Ensemble(); err == nil {
+				s.ens, s.model = ens, fmt.Sprintf("%s@%d", init.Model, init.Version)
+				s.setConfig(init.Config, e.cfg)
+				return s, nil
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, models.ErrCorrupt) {
+				return nil, fmt.Errorf("initial state of series %q: %w", key, err)
+			}
+			e.log.Error("unusable model; the series starts cold", "device", device, "series", key, "err", err)
+		}
+	}
+	s.ens = detect.NewEnsemble(cfg)
+	s.setConfig(cfg, e.cfg)
+	return s, nil
+}
+
+// setConfig records cfg as the configuration of s's ensemble, under the
+// engine configuration ec.
+func (s *seriesState) setConfig(cfg detect.Config, ec Config) {
+	s.extend = ec.ExtendRatio * cfg.Threshold
+	s.cfg = nil
+	if !reflect.DeepEqual(cfg, ec.Ensemble) {
+		s.cfg = &cfg
+	}
+}
+
+// newDevice makes d's device detector once d has two scored series:
+// none when the most specific detector configuration covering the device
+// disables it; else the detector of the device's active model; else a
+// cold one over the device's series. The caller holds d.mu.
+func (e *Engine) newDevice(ctx context.Context, d *deviceState) error {
+	var sensors []string
+	for k, s := range d.series {
+		if s.ens != nil {
+			sensors = append(sensors, k)
+		}
+	}
+	if len(sensors) < 2 {
+		return nil
+	}
+	set, err := e.configs(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := e.cfg.Device
+	if c, ok := resolve(set.device, d.id, nil, ""); ok {
+		if !c.enabled {
+			d.devOff = true
+			return nil
+		}
+		cfg = c.dev
+	}
+	if e.models != nil {
+		init, ok, err := e.models.InitialDevice(ctx, d.id)
+		if err == nil && ok {
+			var det *detect.DeviceDetector
+			if det, err = init.Detector(); err == nil {
+				d.dev = newDevState(init.Config, init.Sensors, det)
+				d.dev.model = fmt.Sprintf("%s@%d", init.Model, init.Version)
+				return nil
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, models.ErrCorrupt) {
+				return fmt.Errorf("initial state of device %q: %w", d.id, err)
+			}
+			e.log.Error("unusable model; the device detector starts cold", "device", d.id, "err", err)
+		}
+	}
+	slices.Sort(sensors)
+	d.dev = newDevState(cfg, sensors[:min(len(sensors), maxDeviceSensors)], nil)
+	return nil
 }
 
 func newDevState(cfg detect.DeviceConfig, sensors []string, det *detect.DeviceDetector) *devState {
 	if det == nil {
 		det = detect.NewDeviceDetector(cfg, sensors)
 	}
-	ds := &devState{det: det, sensors: sensors, index: make(map[string]int, len(sensors)), scored: math.MinInt64}
+	ds := &devState{det: det, cfg: cfg, sensors: sensors, index: make(map[string]int, len(sensors)), scored: math.MinInt64}
 	for i, s := range sensors {
 		ds.index[s] = i
 	}
@@ -641,27 +821,43 @@ func (e *Engine) restore(d *deviceState, cp appdb.Checkpoint) (int64, bool) {
 	if err == nil {
 		det, meta, err = decodeState(cp.State)
 	}
+	if err == nil && meta.Config != nil {
+		err = meta.Config.Validate()
+	}
+	if err == nil && meta.DeviceConfig != nil {
+		err = meta.DeviceConfig.Validate()
+	}
 	t := telemetry.Millis(cp.ScoredThrough)
 	if err == nil && seriesKey == "" {
 		if len(meta.Sensors) == 0 || len(meta.Sensors) > maxDeviceSensors {
 			err = fmt.Errorf("device checkpoint with %d sensors: %w", len(meta.Sensors), ErrBadCheckpoint)
 		} else {
-			dd := detect.NewDeviceDetector(e.cfg.Device, meta.Sensors)
+			cfg := e.cfg.Device
+			if meta.DeviceConfig != nil {
+				cfg = *meta.DeviceConfig
+			}
+			dd := detect.NewDeviceDetector(cfg, meta.Sensors)
 			if err = dd.UnmarshalBinary(det); err == nil {
-				d.dev = newDevState(e.cfg.Device, meta.Sensors, dd)
-				d.dev.scored, d.dev.tr = t, meta.Tracker
+				d.dev = newDevState(cfg, meta.Sensors, dd)
+				d.dev.scored, d.dev.tr, d.dev.model = t, meta.Tracker, meta.Model
 				return t, true
 			}
 		}
 	} else if err == nil {
 		var s telemetry.Series
 		if s, err = telemetry.ParseSeriesKey(seriesKey); err == nil {
-			ens := detect.NewEnsemble(e.cfg.Ensemble)
+			cfg := e.cfg.Ensemble
+			if meta.Config != nil {
+				cfg = *meta.Config
+			}
+			ens := detect.NewEnsemble(cfg)
 			if err = ens.UnmarshalBinary(det); err == nil {
 				if d.series[seriesKey] == nil {
 					e.nseries.Add(1)
 				}
-				d.series[seriesKey] = &seriesState{series: s, ens: ens, scored: t, tr: meta.Tracker}
+				ss := &seriesState{series: s, ens: ens, model: meta.Model, scored: t, tr: meta.Tracker}
+				ss.setConfig(cfg, e.cfg)
+				d.series[seriesKey] = ss
 				return t, true
 			}
 		}
@@ -694,7 +890,7 @@ func (e *Engine) catchUp(ctx context.Context, d *deviceState, from int64) error 
 		if len(pts) == 0 {
 			continue
 		}
-		if err := e.scoreAndRecord(ctx, d, pts); err != nil {
+		if err := e.scoreAndRecord(ctx, d, &keyed{pts: pts}); err != nil {
 			return err
 		}
 	}
@@ -775,14 +971,14 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 	var cps []appdb.Checkpoint
 	prefix := devicePrefix(d.id)
 	for key, s := range d.series {
-		if !s.dirty {
+		if !s.dirty || s.ens == nil {
 			continue
 		}
 		det, err := s.ens.MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("checkpoint series %q: %w", key, err)
 		}
-		st, err := encodeState(det, stateMeta{Tracker: s.tr})
+		st, err := encodeState(det, stateMeta{Tracker: s.tr, Model: s.model, Config: s.cfg})
 		if err != nil {
 			return err
 		}
@@ -793,7 +989,11 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 		if err != nil {
 			return fmt.Errorf("checkpoint device %q: %w", d.id, err)
 		}
-		st, err := encodeState(det, stateMeta{Tracker: d.dev.tr, Sensors: d.dev.sensors})
+		var cfg *detect.DeviceConfig
+		if !reflect.DeepEqual(d.dev.cfg, e.cfg.Device) {
+			cfg = &d.dev.cfg
+		}
+		st, err := encodeState(det, stateMeta{Tracker: d.dev.tr, Sensors: d.dev.sensors, Model: d.dev.model, DeviceConfig: cfg})
 		if err != nil {
 			return err
 		}

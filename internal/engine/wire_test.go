@@ -3,10 +3,13 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/bus/membus"
@@ -45,8 +48,45 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("decoded points (-want +got):\n%s", d)
 	}
-	if _, err := engine.DecodeMessage(bus.Message{Payload: []byte("not line protocol")}); err == nil {
-		t.Errorf("DecodeMessage(garbage) = nil error")
+}
+
+func TestDecodeMessageErrors(t *testing.T) {
+	s := telemetry.NewSeries("env", telemetry.Tags{{Key: "device", Value: "d1"}}, "temp")
+	msgs, err := engine.Messages([]telemetry.Point{{Series: s, Time: 1000, Value: 1}, {Series: s, Time: 900, Value: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := msgs[0].Payload
+	with := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	tests := []struct {
+		name    string
+		payload []byte
+		want    string // in the error text
+	}{
+		{"empty", nil, "no \"VGT\" header"},
+		{"line protocol", []byte("env,device=d1 temp=1 1000\n"), "no \"VGT\" header"},
+		{"unknown version", with(func(b []byte) []byte { b[3] = 2; return b }), "encoding version 2, this engine reads version 1"},
+		{"truncated", good[:len(good)-1], "truncated value"},
+		{"trailing bytes", append(append([]byte(nil), good...), 0), "1 bytes after the last point"},
+		{"huge series count", []byte("VGT\x01\xff\xff\xff\x0f"), "series in 0 bytes"},
+		{"bad series key", []byte("VGT\x01\x01\x03abc\x00"), "series 0"},
+		{"series index out of range", with(func(b []byte) []byte {
+			// Two points of 11 bytes each (index, 2-byte time delta,
+			// value) end the payload: set the first one's index.
+			b[len(b)-22] = 5
+			return b
+		}), "series 5 of 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := engine.DecodeMessage(bus.Message{Payload: tt.payload})
+			if !errors.Is(err, engine.ErrBadMessage) {
+				t.Fatalf("DecodeMessage(%q) = %v, want ErrBadMessage", tt.payload, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("DecodeMessage(%q) = %q, want it to mention %q", tt.payload, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -101,25 +141,92 @@ func TestPublishingWriter(t *testing.T) {
 	}
 }
 
-// FuzzDecodeMessage: any payload decodes or fails cleanly; what Messages
-// encodes decodes back.
+// FuzzDecodeMessage: any payload decodes or fails cleanly; what decodes
+// re-encodes (Messages) to messages that decode to the same points.
 func FuzzDecodeMessage(f *testing.F) {
+	a := telemetry.NewSeries("env", telemetry.Tags{{Key: "device", Value: "d1"}}, "temp")
+	b := telemetry.NewSeries("env", telemetry.Tags{{Key: "device", Value: "d1"}, {Key: "x", Value: "a b"}}, "hum")
+	msgs, err := engine.Messages([]telemetry.Point{{Series: a, Time: 1000, Value: 1.5}, {Series: b, Time: 1000, Value: -3}, {Series: a, Time: -5, Value: 1e300}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msgs[0].Payload)
+	f.Add([]byte("VGT\x01\x00\x00"))
+	f.Add([]byte("VGT\x02"))
 	f.Add([]byte("env,device=d1 temp=1.5 1000\n"))
-	f.Add([]byte("m f=1i\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		pts, err := engine.DecodeMessage(bus.Message{Payload: payload})
 		if err != nil {
+			if !errors.Is(err, engine.ErrBadMessage) {
+				t.Fatalf("DecodeMessage(%q) = %v, want ErrBadMessage", payload, err)
+			}
 			return
 		}
-		msgs, err := engine.Messages(pts)
-		if err != nil {
-			return // e.g. a value that line protocol cannot carry back
-		}
-		for _, m := range msgs {
-			if _, err := engine.DecodeMessage(m); err != nil {
-				t.Fatalf("re-encoded message %q does not decode: %v", m.Payload, err)
+		var want []telemetry.Point
+		for _, p := range pts {
+			if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
+				want = append(want, p)
 			}
 		}
+		msgs, err := engine.Messages(want)
+		if err != nil {
+			t.Fatalf("Messages of decoded points: %v", err)
+		}
+		got := map[string][]telemetry.Point{}
+		for _, m := range msgs {
+			ps, err := engine.DecodeMessage(m)
+			if err != nil {
+				t.Fatalf("re-encoded message %q does not decode: %v", m.Payload, err)
+			}
+			got[m.Key] = ps
+		}
+		byDev := map[string][]telemetry.Point{}
+		for _, p := range want {
+			byDev[engine.DeviceOf(p.Series)] = append(byDev[engine.DeviceOf(p.Series)], p)
+		}
+		if d := cmp.Diff(byDev, got, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("round trip of %q (-want +got):\n%s", payload, d)
+		}
 	})
+}
+
+func BenchmarkMessages(b *testing.B) {
+	pts := benchBatch(500, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := engine.Messages(pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	msgs, err := engine.Messages(benchBatch(1, 1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := engine.DecodeMessage(msgs[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "points/s")
+}
+
+// benchBatch returns one reading of each of fields series of each of
+// devices devices.
+func benchBatch(devices, fields int) []telemetry.Point {
+	var pts []telemetry.Point
+	for d := range devices {
+		tags := telemetry.Tags{{Key: "device", Value: fmt.Sprintf("dev-%05d", d)}, {Key: "site", Value: "north"}}
+		for f := range fields {
+			// The fields of one line share its tags, as parsed by ingest.
+			s := telemetry.Series{Measurement: "bench", Tags: tags, Field: fmt.Sprintf("f%d", f)}
+			pts = append(pts, telemetry.Point{Series: s, Time: 1_700_000_000_000 + int64(f), Value: float64(d*f) + 0.5})
+		}
+	}
+	return pts
 }
