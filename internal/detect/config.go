@@ -25,8 +25,8 @@ type Config struct {
 	// noise scale. Default 400.
 	LongScale int `json:"long_scale"`
 	// Threshold is the calibrated score (log anomaly likelihood) at or above
-	// which a reading is an anomaly. 0.5 means a tail probability of 1e-5.
-	// Default 0.5.
+	// which a reading is an anomaly. 0.5 means a tail probability of 1e-5,
+	// 0.55 about 3e-6. Default 0.55.
 	Threshold float64 `json:"threshold"`
 	// LikelihoodAvg is the number of raw scores averaged before the
 	// likelihood (W′ in Ahmad et al.). Default 5.
@@ -36,13 +36,13 @@ type Config struct {
 	LikelihoodMemory int `json:"likelihood_memory"`
 	// BreakoutMargin is the fraction of the running [min, max] range a
 	// reading must exceed it by to be a range breakout. Negative disables.
-	// Default 0.1.
+	// Default 0.2.
 	BreakoutMargin float64 `json:"breakout_margin"`
 	// Seasonal enables the daily/weekly baseline. Default true.
 	Seasonal bool `json:"seasonal"`
 	// CUSUMK is the CUSUM allowance in noise units. Default 0.5.
 	CUSUMK float64 `json:"cusum_k"`
-	// CUSUMH is the CUSUM decision interval in noise units. Default 12.
+	// CUSUMH is the CUSUM decision interval in noise units. Default 18.
 	CUSUMH float64 `json:"cusum_h"`
 	// GapFactor: a silence longer than GapFactor times the learned reporting
 	// interval, and longer than twice the longest silence seen so far that
@@ -73,13 +73,13 @@ func DefaultConfig() Config {
 		Warmup:           150,
 		Rest:             150,
 		LongScale:        400,
-		Threshold:        0.5,
+		Threshold:        0.55,
 		LikelihoodAvg:    5,
 		LikelihoodMemory: 8640,
 		BreakoutMargin:   0.2,
 		Seasonal:         true,
 		CUSUMK:           0.5,
-		CUSUMH:           12,
+		CUSUMH:           18,
 		GapFactor:        20,
 	}
 }
@@ -164,7 +164,9 @@ type DeviceConfig struct {
 	// divided by TrendSeconds, at most TrendLambda. A fast-sampled device
 	// (every second) then keeps its baseline for minutes and sees a shift
 	// that lasts them, instead of absorbing it in a few dozen rows. 0 uses
-	// TrendLambda per row whatever the interval. Default 1200 (20 minutes).
+	// TrendLambda per row whatever the interval. Default 100 (a per-row
+	// weight of 0.01 at one row a second; devices reporting every 2 s or
+	// slower use TrendLambda).
 	TrendSeconds float64 `json:"trend_seconds"`
 	// Rest is the number of rows after an alarm ends during which a new
 	// alarm is not a new onset (it continues the previous event). Default 150.
@@ -190,7 +192,7 @@ func DefaultDeviceConfig() DeviceConfig {
 		Hold:         15,
 		NoiseFloor:   0.001,
 		TrendLambda:  0.05,
-		TrendSeconds: 1200,
+		TrendSeconds: 100,
 		CrossModel:   true,
 		MaxAlarm:     600,
 		Rest:         150,

@@ -184,8 +184,11 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		score, anomaly := 0.0, false
 		merge := func(res Result) {
 			if res.Anomaly && !res.Onset && !opts.HoldDeviceAlarms {
-				// A held multivariate alarm: report it under the threshold.
-				res.Anomaly, res.Score = false, math.Nextafter(0.5, 0)
+				// A held multivariate alarm: report it well under the
+				// threshold, like a univariate rest period, so that a
+				// scorer thresholding anomaly_score lower does not flag
+				// the whole hold.
+				res.Anomaly, res.Score = false, restScale*0.5
 			}
 			score = max(score, res.Score)
 			anomaly = anomaly || res.Anomaly

@@ -8,7 +8,7 @@ import (
 
 const (
 	deviceKind       = 'D'
-	deviceVersion    = 3
+	deviceVersion    = 4
 	maxDeviceWarmup  = 5000
 	maxSensors       = 256
 	minCUSUMLimit    = 20
@@ -20,10 +20,15 @@ const (
 	cusumCapMultiple = 2
 	explainedDamp    = 1.5
 	noiseAlpha       = 0.002
-	noiseClip        = 4    // deviations are clipped to noiseClip noise units when learning
-	alarmLearn       = 0.25 // learning rate during an alarm, relative to outside
-	liftDecay        = 0.01 // fall rate of the limit multiplier relative to its rise
-	liftDoubling     = 2    // warm-ups of continuous exceedance that double the limits
+	noiseClip        = 4     // deviations are clipped to noiseClip noise units when learning
+	alarmLearn       = 0.25  // learning rate during an alarm, relative to outside
+	liftDecay        = 0.01  // fall rate of the limit multiplier relative to its rise
+	liftDoubling     = 2     // warm-ups of continuous exceedance that double the limits
+	gainAlpha        = 0.001 // learning rate of the live gain (memory ~1000 rows)
+	gainClip         = 1.5   // MEWMA deviations are clipped to gainClip live gains when learning
+	cusumLam         = 0.02  // weight of the EWMA that measures a stream's spread at the CUSUM's time scale
+	slowGainRate     = 0.5   // learning rate of the CUSUM's live gain relative to the MEWMA's
+	coldGain         = 1.3   // live gain of a detector fresh from warm-up: cold means conservative
 )
 
 // DeviceDetector is the multivariate streaming detector of one device across
@@ -58,8 +63,11 @@ type DeviceDetector struct {
 	gain            []float64 // per stream (2k): warm-up spread of the MEWMA relative to white noise (≥ 1)
 	mu, muSlope     []float64 // per stream (2k): slow Holt baseline (level, slope), frozen during an alarm
 	nsc             []float64 // per stream (2k): live noise scale relative to warm-up (≥ 1 when used)
+	zs, msz         []float64 // per stream (2k): live MEWMA before the live gain, and its mean square in white-noise units (the live gain squared, ≥ 1)
+	zc, msc         []float64 // per stream (2k): the same at the CUSUM's slower time scale
 	limit, climit   float64
 	perStream       [][]float64 // during fit only: per-stream statistics
+	perStreamC      [][]float64 // during fit only: per-stream slow EWMA in white-noise units
 	inAlarm         bool
 	quiet           int     // rows under the limits while in alarm
 	back            int     // rows with every stream back at baseline while in alarm
@@ -105,6 +113,8 @@ func (d *DeviceDetector) alloc() {
 	d.gain = make([]float64, 2*k)
 	d.mu, d.muSlope = make([]float64, 2*k), make([]float64, 2*k)
 	d.nsc = make([]float64, 2*k)
+	d.zs, d.msz = make([]float64, 2*k), make([]float64, 2*k)
+	d.zc, d.msc = make([]float64, 2*k), make([]float64, 2*k)
 	d.fam, d.famBin, d.famDamp = make([]familiar, k), make([]int, k), make([]float64, k)
 	d.wlo, d.whi = make([]float64, k), make([]float64, k)
 	d.lift = 1
@@ -254,12 +264,12 @@ func (d *DeviceDetector) fit() {
 	// Replay the warm-up once to learn each stream's gain: how much wider
 	// its MEWMA swings than white noise would (autocorrelation, a factor
 	// the warm-up only partly saw), then again to set the control limits.
-	per := make([][]float64, 2*k)
-	d.perStream = per
+	per, perC := make([][]float64, 2*k), make([][]float64, 2*k)
+	d.perStream, d.perStreamC = per, perC
 	for r := range n {
 		d.streams(d.warm[r*k : (r+1)*k])
 	}
-	d.perStream = nil
+	d.perStream, d.perStreamC = nil, nil
 	for s, xs := range per {
 		// The root mean square is 1 for white noise, and estimated more
 		// stably than a high quantile from a short autocorrelated warm-up.
@@ -270,7 +280,18 @@ func (d *DeviceDetector) fit() {
 			}
 			d.gain[s] = max(1, math.Sqrt(ss/float64(len(xs))))
 		}
+		// The warm-up's spread at the CUSUM's slower time scale, relative
+		// to the MEWMA's gain, starts the CUSUM's live gain; a cold
+		// detector is at least coldGain conservative.
+		if xs := perC[s]; len(xs) > 0 {
+			ss := 0.0
+			for _, x := range xs {
+				ss += x * x
+			}
+			d.msc[s] = max(coldGain*coldGain, ss/float64(len(xs))/(d.gain[s]*d.gain[s]))
+		}
 	}
+	clear(d.zc)
 	clear(d.z)
 	clear(d.fast)
 	clear(d.cp)
@@ -415,6 +436,7 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat, cus float64, sc streamSc
 	k := d.k
 	lam := d.cfg.Lambda
 	norm := math.Sqrt(lam / (2 - lam))
+	normC := math.Sqrt(cusumLam / (2 - cusumLam))
 	capC := cusumCapMultiple * max(d.climit, minCUSUMLimit)
 	sc.arg = -1
 	live := d.limit > 0 && d.perStream == nil
@@ -452,10 +474,45 @@ func (d *DeviceDetector) streamsArg(x []float64) (stat, cus float64, sc streamSc
 			d.nsc[s] += na * (sigmaPerMAD*a - d.nsc[s])
 		}
 		v /= max(d.nsc[s], 1)
+		g, gc := 1.0, 1.0
+		d.zc[s] += cusumLam * (v - d.zc[s])
+		if d.perStream != nil {
+			d.perStreamC[s] = append(d.perStreamC[s], math.Abs(d.zc[s])/normC)
+		}
+		if d.perStream == nil {
+			// The live gains: the warm-up saw a few minutes of the
+			// process, too little to know how far it wanders at the
+			// baselines' time scale. The mean square of an EWMA of the
+			// stream at the MEWMA's time scale (g) and at the CUSUM's
+			// slower one (gc, started from the warm-up's own spread in
+			// fit) keeps learning, slowly, clipped and a quarter as fast
+			// during an alarm, how much wider than white noise the stream
+			// swings; each statistic sees the stream in its own units. A
+			// cold detector starts from a conservative prior.
+			if d.msz[s] == 0 {
+				d.msz[s] = coldGain * coldGain
+			}
+			if d.msc[s] == 0 {
+				d.msc[s] = coldGain * coldGain
+			}
+			d.zs[s] += lam * (v - d.zs[s])
+			ga := gainAlpha
+			if d.inAlarm {
+				ga *= alarmLearn
+			}
+			g, gc = math.Sqrt(d.msz[s]), math.Sqrt(d.msc[s])
+			e := min(math.Abs(d.zs[s])/norm, gainClip*g)
+			d.msz[s] = max(1, d.msz[s]+ga*(e*e-d.msz[s]))
+			e = min(math.Abs(d.zc[s])/normC, gainClip*gc)
+			d.msc[s] = max(1, d.msc[s]+slowGainRate*ga*(e*e-d.msc[s]))
+			gc = max(g, gc)
+		}
+		vc := v / gc
+		v /= g
 		d.z[s] += lam * (v - d.z[s])
 		d.fast[s] += fastEndAlpha * (v - d.fast[s])
-		d.cp[s] = min(max(0, d.cp[s]+v-d.cfg.CUSUMK), capC)
-		d.cn[s] = min(max(0, d.cn[s]-v-d.cfg.CUSUMK), capC)
+		d.cp[s] = min(max(0, d.cp[s]+vc-d.cfg.CUSUMK), capC)
+		d.cn[s] = min(max(0, d.cn[s]-vc-d.cfg.CUSUMK), capC)
 		m := math.Abs(d.z[s]) / norm
 		if d.perStream != nil {
 			d.perStream[s] = append(d.perStream[s], m)
@@ -608,8 +665,14 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 	if !d.inAlarm || d.settled {
 		// After an alarm that lasted MaxAlarm rows, the process has
 		// settled into a new normal: only a fresh onset (after Rest rows)
-		// raises a new alarm.
-		return Result{Score: min(score, math.Nextafter(0.5, 0))}
+		// raises a new alarm. Its score is scaled down like a univariate
+		// rest period, so a scorer thresholding the score under 0.5 does
+		// not flag the whole settled stretch.
+		score = min(score, math.Nextafter(0.5, 0))
+		if d.inAlarm || over {
+			score *= restScale
+		}
+		return Result{Score: score}
 	}
 	res := Result{Score: max(score, 0.5), Anomaly: true, Onset: onset, Severity: SeverityWarning}
 	if score >= 0.8 {
@@ -657,7 +720,7 @@ func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
 		enc.i64(t)
 	}
 	enc.f64(d.trendA)
-	for _, fs := range [][]float64{d.base, d.slope, d.sd, d.beta, d.crossSD, d.lastX, d.z, d.fast, d.cp, d.cn, d.gain, d.mu, d.muSlope, d.nsc, d.wlo, d.whi} {
+	for _, fs := range [][]float64{d.base, d.slope, d.sd, d.beta, d.crossSD, d.lastX, d.z, d.fast, d.cp, d.cn, d.gain, d.mu, d.muSlope, d.nsc, d.zs, d.msz, d.zc, d.msc, d.wlo, d.whi} {
 		enc.f64s(fs)
 	}
 	for _, b := range d.trend {
@@ -715,8 +778,8 @@ func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
 	if dec.err == nil && !(s.trendA >= 0 && s.trendA <= 1) {
 		dec.err = fmt.Errorf("%w: baseline weight %v", ErrBadState, s.trendA)
 	}
-	want := []int{k, k, k, k * k, k, k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, k, k}
-	ptrs := []*[]float64{&s.base, &s.slope, &s.sd, &s.beta, &s.crossSD, &s.lastX, &s.z, &s.fast, &s.cp, &s.cn, &s.gain, &s.mu, &s.muSlope, &s.nsc, &s.wlo, &s.whi}
+	want := []int{k, k, k, k * k, k, k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, k, k}
+	ptrs := []*[]float64{&s.base, &s.slope, &s.sd, &s.beta, &s.crossSD, &s.lastX, &s.z, &s.fast, &s.cp, &s.cn, &s.gain, &s.mu, &s.muSlope, &s.nsc, &s.zs, &s.msz, &s.zc, &s.msc, &s.wlo, &s.whi}
 	for i, p := range ptrs {
 		*p = dec.f64s(want[i])
 		if dec.err == nil && len(*p) != want[i] {

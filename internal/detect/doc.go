@@ -13,7 +13,13 @@
 //     (both against the series' own longest normal run or silence, so an
 //     irregular or bursty series does not alarm on its usual gaps).
 //     The one-step predictor judges a reading after a silence against the
-//     noise of a random walk over the silence. A coarse, self-widening
+//     noise of a random walk over the silence, and an innovation beyond
+//     three times its own 99.5% quantile alarms by itself (at once, not
+//     after the likelihood's averaging window). A sustained breakout (the
+//     smoothed value beyond a range that widens only slowly, with some
+//     evidence from the baseline) catches a drift that creeps out of
+//     everything seen before without ever beating the running range in one
+//     step. A coarse, self-widening
 //     histogram of the values learned as normal (per hour of the day once
 //     the seasonal baseline is in use) damps the level and shift components
 //     of a value in a range the series has occupied for a sustained time
@@ -30,6 +36,22 @@
 //     that keep learning (every row over them raises them slowly, so a
 //     recurring pattern the warm-up did not see stops alarming and no alarm
 //     lasts for ever), an alarm hold and a reverse change-point end.
+//     Its slow baselines have a memory in wall time (DeviceConfig.
+//     TrendSeconds, from the reporting interval learned at warm-up), so a
+//     device sampled every second does not absorb a shift within seconds.
+//     Live gains per stream scale what the MEWMA and the CUSUM see: the
+//     slowly learned mean square of an EWMA of the stream at each
+//     statistic's time scale (10 rows for the MEWMA, 50 for the CUSUM), in
+//     white-noise units; the CUSUM's starts from the warm-up's own spread
+//     at its time scale, and both start no lower than a conservative 1.3
+//     when cold. A sensor whose slow wander outruns the baselines
+//     (temperature on a 1 s device) then does not accumulate CUSUM alarms
+//     on clean data.
+//     A sensor beyond its warm-up range at a level it has occupied for a
+//     sustained time before (the same self-widening value histogram as the
+//     Ensemble's) counts only as much as it is unfamiliar; inside the
+//     warm-up range familiarity halves it at most, so the MEWMA keeps its
+//     sensitivity to small persistent shifts.
 //
 // ScoreCSV runs them over a CSV file exactly as the live engine runs over a
 // stream, row by row. On a file with one value column it flags sparse alarms
@@ -38,13 +60,17 @@
 // statistic stays over its limit, as region-labelled data scored row by row
 // wants (CSVOptions.HoldDeviceAlarms). anomaly_score is graded in both: the
 // calibrated likelihood of the Ensembles and, for the device, half the
-// ratio of its statistic to the control limit (0.5 at the limit).
+// ratio of its statistic to the control limit (0.5 at the limit). Rows
+// that belong to a run that has already alarmed (a univariate rest period,
+// a device alarm held without being flagged, a device settled after
+// MaxAlarm) score half that, so a scorer that thresholds anomaly_score
+// lower than 0.5 gets earlier and more alarms, not every row of each run.
 //
 // # State format
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 3 for an Ensemble, 2 for a
+// DeviceDetector) and a version byte (currently 3 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -55,10 +81,11 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,380 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,404 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 820 bytes without, plus 8 bytes per warm-up reading while it warms
-// up. The familiarity histogram (32 bins) is 276 bytes of either. A DeviceDetector is about 8k² + 176k bytes plus
-// its sensor names after warm-up (947 bytes for 4 sensors, 2,031 for 8),
-// plus 8k bytes per warm-up row before.
+// and 844 bytes without, plus 8 bytes per warm-up reading while it warms
+// up. The familiarity histogram (32 bins) is 276 bytes of either. A
+// DeviceDetector is about 8k² + 532k bytes plus its sensor names after
+// warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per
+// warm-up row before.
 package detect

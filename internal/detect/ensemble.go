@@ -26,6 +26,7 @@ const (
 	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
 	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
 	outlierWeight = 0.25
+	restScale     = 0.5  // factor of the score of a reading in the rest period
 	famFull       = 0.25 // share of Warmup readings in a value bin that makes it fully familiar
 )
 
@@ -92,6 +93,8 @@ type Ensemble struct {
 	weekly []bucket
 
 	fam familiar // coarse histogram of the values learned as normal
+
+	sv, slo, shi float64 // smoothed value and the slowly widening range it is judged against
 }
 
 // NewEnsemble returns an Ensemble with cfg. It panics if cfg does not
@@ -122,6 +125,7 @@ func (e *Ensemble) Interval() float64 { return e.interval }
 type components struct {
 	level, spike, shift, variance float64
 	breakout, rule, flat, nodata  bool
+	sustained                     bool    // the smoothed value broke out of the slow range
 	gap                           float64 // silence before this reading in learned intervals (≥ 1)
 }
 
@@ -258,6 +262,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.fast = w[0]
 	e.flatOK = span > 0
 	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
+	e.sv, e.slo, e.shi = med, e.lo, e.hi
 	e.longestRun = max(e.longestRun, e.run)
 
 	// Replay the warm-up through the scoring path to seed the CUSUM,
@@ -290,6 +295,23 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		c.breakout = v > e.hi+pad || v < e.lo-pad
 	}
 	e.lo, e.hi = min(e.lo, v), max(e.hi, v)
+
+	// Sustained breakout: the smoothed value beyond a range that widens
+	// only slowly, so a drift that creeps out of everything seen before
+	// (and so never beats the running range by a margin in one step)
+	// alarms once it is well outside.
+	e.sv += shortAlpha * (v - e.sv)
+	if live && cfg.BreakoutMargin >= 0 {
+		pad := cfg.BreakoutMargin * max(e.shi-e.slo, e.floor)
+		c.sustained = e.sv > e.shi+pad || e.sv < e.slo-pad
+	}
+	ar := 1 / float64(cfg.LongScale)
+	if v > e.shi {
+		e.shi += ar * (v - e.shi)
+	}
+	if v < e.slo {
+		e.slo += ar * (v - e.slo)
+	}
 
 	// Slow baseline, optionally seasonal.
 	r := v - e.level
@@ -497,17 +519,34 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// A breakout counts only when the reading is also unusual for the
 	// level or the predictor: a new record within the noise is not one.
 	c.breakout = c.breakout && max(c.level, c.spike) >= 0.5
-	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1
+	// A sustained breakout counts only with some evidence from the
+	// baseline: a series still exploring its natural range is not one.
+	outside := c.sustained
+	c.sustained = outside && max(c.level, c.shift) > 0
+	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained
 	e.sinceAlarm++
 	candidate := score >= cfg.Threshold || forced
 	// Flat-line, no-data and rule signals fire once per episode by
 	// themselves, so they are not held back by the rest period.
 	once := c.flat || c.nodata || c.rule
 	if !candidate || (e.sinceAlarm <= int64(cfg.Rest) && !once) {
+		if outside && e.sinceAlarm <= int64(cfg.Rest) {
+			// Resting after an alarm: the excursion is the new range.
+			e.slo, e.shi = min(e.slo, e.sv), max(e.shi, e.sv)
+		}
 		// Below threshold or resting: report the score under the threshold.
-		return Result{Score: min(score, math.Nextafter(cfg.Threshold, 0))}
+		// Resting, it is halved: the run it belongs to has alarmed, and a
+		// scorer that thresholds the score below the threshold should see
+		// the next run's rising edge, not this run's tail.
+		score = min(score, math.Nextafter(cfg.Threshold, 0))
+		if e.sinceAlarm <= int64(cfg.Rest) {
+			score *= restScale
+		}
+		return Result{Score: score}
 	}
 	e.sinceAlarm = 0
+	// The level that alarmed is the new normal's range: it alarms once.
+	e.slo, e.shi = min(e.slo, e.sv), max(e.shi, e.sv)
 	if !c.flat && !c.nodata {
 		e.relearn = int64(2 / shortAlpha)
 	}
@@ -527,7 +566,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 		s    float64
 	}
 	parts := []named{
-		{DetRule, b2f(c.rule) * 3}, {DetBreakout, b2f(c.breakout) * 2.5},
+		{DetRule, b2f(c.rule) * 3}, {DetBreakout, b2f(c.breakout || c.sustained) * 2.5},
 		{DetNoData, b2f(c.nodata) * 2.2}, {DetFlat, b2f(c.flat) * 2},
 		{DetShift, c.shift}, {DetLevel, c.level}, {DetSpike, c.spike}, {DetVariance, c.variance},
 	}
@@ -567,7 +606,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.warm != nil)
 	enc.f64s(e.warm)
 	for _, f := range []float64{e.alphaFast, e.floor, e.lo, e.hi, e.level, e.levelDev,
-		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar)} {
+		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar), e.sv, e.slo, e.shi} {
 		enc.f64(f)
 	}
 	enc.i64(e.run)
@@ -614,7 +653,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 		s.warm = []float64{}
 	}
 	for _, p := range []*float64{&s.alphaFast, &s.floor, &s.lo, &s.hi, &s.level, &s.levelDev,
-		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar)} {
+		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar), &s.sv, &s.slo, &s.shi} {
 		*p = d.f64()
 	}
 	s.run = d.i64()

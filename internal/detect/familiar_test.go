@@ -6,7 +6,6 @@ import (
 )
 
 func TestFamiliarWidens(t *testing.T) {
-	const t0 = 1_700_000_000_000
 	tests := []struct {
 		name   string
 		values []float64 // learned in order, after init over [0, 8]

@@ -31,10 +31,25 @@ type detectorConfig struct {
 	dev     detect.DeviceConfig // DetectorDevice
 }
 
-// configSet is the detector configurations read at one refresh, by family.
+// configSet is the detector configurations read at one refresh, by family,
+// and the names of the models with an active version.
 type configSet struct {
 	ensemble, device []detectorConfig // in store order (oldest first)
+	// models holds the model names with an active version when
+	// Options.Models lists them (ModelNamer); nil: ask for every series.
+	models map[string]bool
 }
+
+// ModelNamer is implemented by a Models source that lists the names of
+// the models with an active version (*models.Registry): the engine then
+// asks it for the initial state only of the series and devices that have
+// one, instead of once for every new series.
+type ModelNamer interface {
+	Names(ctx context.Context, all bool) ([]string, error)
+}
+
+// hasModel reports whether the model name may have an active version.
+func (set *configSet) hasModel(name string) bool { return set.models == nil || set.models[name] }
 
 // configCache holds the current configSet and the problems already
 // logged (by config ID and version), so a bad config is logged once.
@@ -45,8 +60,9 @@ type configCache struct {
 }
 
 // RefreshConfigs re-reads the detector configurations (appdb.DetectorConfig)
-// from the application database. Run does it every ConfigRefresh; a failure
-// keeps the configurations read before.
+// from the application database, and the names of the active models when
+// Options.Models is a ModelNamer. Run does it every ConfigRefresh; a
+// failure keeps what was read before.
 func (e *Engine) RefreshConfigs(ctx context.Context) error {
 	var all []appdb.DetectorConfig
 	f := appdb.DetectorConfigFilter{Page: appdb.Page{Limit: appdb.MaxLimit}}
@@ -62,6 +78,16 @@ func (e *Engine) RefreshConfigs(ctx context.Context) error {
 		f.Cursor = next
 	}
 	set := &configSet{}
+	if n, ok := e.models.(ModelNamer); ok {
+		names, err := n.Names(ctx, false)
+		if err != nil {
+			return fmt.Errorf("refresh detector configurations: %w", err)
+		}
+		set.models = make(map[string]bool, len(names))
+		for _, name := range names {
+			set.models[name] = true
+		}
+	}
 	e.cfgs.mu.Lock()
 	defer e.cfgs.mu.Unlock()
 	if e.cfgs.logged == nil {

@@ -66,8 +66,11 @@
 //
 // The device detector is made likewise (InitialDevice; with a model, its
 // sensors are the model's) once the device has two enabled series. The
-// configurations are read at the start of Run and every ConfigRefresh
-// (RefreshConfigs). A change applies to detectors made afterwards: new
+// configurations, and the names of the active models when Options.Models
+// lists them (ModelNamer: the registry is then asked only for series and
+// devices that have a model), are read at the start of Run and every
+// ConfigRefresh (RefreshConfigs): a promotion reaches new series within
+// ConfigRefresh. A change applies to detectors made afterwards: new
 // series, and disabled series of a device loaded again (after eviction or
 // a restart). Running detectors, and checkpointed ones when they are
 // restored, keep their configuration (recorded in the checkpoint) and model
@@ -121,8 +124,11 @@
 // value is the IEEE 754 bits of the reading, little-endian. Points keep the
 // order they were written in. A decoder rejects (ErrBadMessage) another
 // magic or version, a truncated message, bytes after the last point, an
-// index out of range and a key ParseSeriesKey rejects. PublishingWriter
-// publishes after a durable write. A change of layout gets a new version
-// byte; the engine logs and acknowledges a message it cannot read (its
-// readings stay stored, unscored), so deploy readers before writers.
+// index out of range and (DecodeMessage) a key ParseSeriesKey rejects;
+// Handle parses a key only for a series new to the message's device, and
+// drops (logs) a reading whose key is malformed or of another device.
+// PublishingWriter publishes after a durable write. A change of layout gets
+// a new version byte; the engine logs and acknowledges a message it cannot
+// read (its readings stay stored, unscored), so deploy readers before
+// writers.
 package engine

@@ -168,7 +168,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	devices  map[string]*deviceState
-	decoders sync.Pool // of *decoder, which caches parsed series
+	decoders sync.Pool // of *decoder
 
 	handler bus.Handler // Handle wrapped in Options.Middleware
 
@@ -335,11 +335,19 @@ func (e *Engine) Handle(ctx context.Context, msg bus.Message) error {
 	}
 	pts, keys, err := dec.decode(msg)
 	e.decoders.Put(dec)
+	if err == nil && msg.Key == "" {
+		err = fmt.Errorf("decode telemetry message %s: %w: no key (device)", msg.ID, ErrBadMessage)
+	}
 	if err != nil {
 		e.log.Warn("dropping malformed telemetry message", "err", err, "device", msg.Key)
 		return nil
 	}
-	return e.process(ctx, pts, keys)
+	if len(pts) == 0 {
+		return nil
+	}
+	// The points' Series are parsed from their keys only for series new
+	// to the device (see newSeries).
+	return e.processDevice(ctx, msg.Key, &keyed{pts: pts, keys: keys, unparsed: true})
 }
 
 // handleDeadLetter consumes the telemetry messages the bus gave up on
@@ -371,6 +379,9 @@ func (e *Engine) Process(ctx context.Context, points []telemetry.Point) error {
 type keyed struct {
 	pts  []telemetry.Point
 	keys []string
+	// unparsed: the points have no Series (a bus message): a new series
+	// is parsed from its key, and must belong to the device.
+	unparsed bool
 }
 
 // process is Process; keys, when not nil, holds the key of each point's
@@ -554,8 +565,19 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 			}
 			s := d.series[it.key]
 			if s == nil {
+				series := it.p.Series
+				if pts.unparsed {
+					var err error
+					if series, err = telemetry.ParseSeriesKey(it.key); err == nil && DeviceOf(series) != d.id {
+						err = fmt.Errorf("series of device %q", DeviceOf(series))
+					}
+					if err != nil {
+						e.log.Warn("dropping malformed reading", "device", d.id, "series", it.key, "err", err)
+						continue
+					}
+				}
 				var err error
-				if s, err = e.newSeries(ctx, d.id, it.key, it.p.Series); err != nil {
+				if s, err = e.newSeries(ctx, d.id, it.key, series); err != nil {
 					return nil, err
 				}
 				d.series[it.key] = s
@@ -644,7 +666,7 @@ func (e *Engine) newSeries(ctx context.Context, device, key string, series telem
 		}
 		cfg = c.ens
 	}
-	if e.models != nil {
+	if e.models != nil && (set.hasModel(models.SeriesScope(key).Name()) || set.hasModel(models.DeviceScope(device).Name())) {
 		init, ok, err := e.models.InitialState(ctx, key)
 		if err == nil && ok {
 			var ens *detect.Ensemble
@@ -655,7 +677,7 @@ func (e *Engine) newSeries(ctx context.Context, device, key string, series telem
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, models.ErrCorrupt) {
+			if !permanent(err) {
 				return nil, fmt.Errorf("initial state of series %q: %w", key, err)
 			}
 			e.log.Error("unusable model; the series starts cold", "device", device, "series", key, "err", err)
@@ -702,7 +724,7 @@ func (e *Engine) newDevice(ctx context.Context, d *deviceState) error {
 		}
 		cfg = c.dev
 	}
-	if e.models != nil {
+	if e.models != nil && set.hasModel(models.DeviceScope(d.id).Name()) {
 		init, ok, err := e.models.InitialDevice(ctx, d.id)
 		if err == nil && ok {
 			var det *detect.DeviceDetector
@@ -713,7 +735,7 @@ func (e *Engine) newDevice(ctx context.Context, d *deviceState) error {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, models.ErrCorrupt) {
+			if !permanent(err) {
 				return fmt.Errorf("initial state of device %q: %w", d.id, err)
 			}
 			e.log.Error("unusable model; the device detector starts cold", "device", d.id, "err", err)
@@ -722,6 +744,12 @@ func (e *Engine) newDevice(ctx context.Context, d *deviceState) error {
 	slices.Sort(sensors)
 	d.dev = newDevState(cfg, sensors[:min(len(sensors), maxDeviceSensors)], nil)
 	return nil
+}
+
+// permanent reports whether a model registry error will not go away by
+// retrying: the detector starts cold instead.
+func permanent(err error) bool {
+	return errors.Is(err, models.ErrCorrupt) || errors.Is(err, models.ErrInvalid)
 }
 
 func newDevState(cfg detect.DeviceConfig, sensors []string, det *detect.DeviceDetector) *devState {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/appdb"
 	"github.com/vigil-iot/vigil/internal/appdb/sqlitedb"
 	"github.com/vigil-iot/vigil/internal/detect"
+	"github.com/vigil-iot/vigil/internal/telemetry"
 )
 
 // TestWriteEventsAtomic: an event and its announcement are one
@@ -162,4 +164,74 @@ func FuzzCheckpoint(f *testing.F) {
 			t.Fatalf("parse(prefix(%q)+%q) = %q, %q, %v", key, key, dev, ser, err)
 		}
 	})
+}
+
+// BenchmarkDecoder decodes with a reused decoder, as Handle does (its
+// series cache warm), the batch of BenchmarkDecodeMessage.
+func BenchmarkDecoder(b *testing.B) {
+	var pts []telemetry.Point
+	tags := telemetry.Tags{{Key: "device", Value: "dev-00000"}, {Key: "site", Value: "north"}}
+	for f := range 1000 {
+		s := telemetry.Series{Measurement: "bench", Tags: tags, Field: fmt.Sprintf("f%d", f)}
+		pts = append(pts, telemetry.Point{Series: s, Time: 1_700_000_000_000 + int64(f), Value: float64(f) + 0.5})
+	}
+	msgs, err := Messages(pts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dec decoder
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := dec.decode(msgs[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
+}
+
+// TestEncoderReuse: a reused encoder (as PublishingWriter pools them)
+// encodes each batch as a fresh one does.
+func TestEncoderReuse(t *testing.T) {
+	a := telemetry.NewSeries("m", telemetry.Tags{{Key: "device", Value: "d1"}}, "x")
+	b := telemetry.NewSeries("m", telemetry.Tags{{Key: "device", Value: "d2"}}, "y")
+	batches := [][]telemetry.Point{
+		{{Series: a, Time: 5, Value: 1}, {Series: b, Time: 5, Value: 2}, {Series: a, Time: 6, Value: math.NaN()}},
+		{{Series: b, Time: 7, Value: 3}},
+		{{Series: a, Time: 8, Value: 4}, {Series: a, Time: 9, Value: 5}},
+	}
+	var enc encoder
+	for i, pts := range batches {
+		got, err := enc.messages(pts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Messages(pts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("batch %d: reused encoder (-fresh +reused):\n%s", i, d)
+		}
+	}
+}
+
+// BenchmarkEncoder encodes with a reused encoder, as PublishingWriter
+// does, the batch of BenchmarkMessages.
+func BenchmarkEncoder(b *testing.B) {
+	var pts []telemetry.Point
+	for d := range 500 {
+		tags := telemetry.Tags{{Key: "device", Value: fmt.Sprintf("dev-%05d", d)}, {Key: "site", Value: "north"}}
+		for f := range 10 {
+			s := telemetry.Series{Measurement: "bench", Tags: tags, Field: fmt.Sprintf("f%d", f)}
+			pts = append(pts, telemetry.Point{Series: s, Time: 1_700_000_000_000 + int64(f), Value: float64(d*f) + 0.5})
+		}
+	}
+	var enc encoder
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.messages(pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/vigil-iot/vigil/internal/bus"
 	"github.com/vigil-iot/vigil/internal/telemetry"
@@ -42,11 +43,16 @@ func Messages(points []telemetry.Point) ([]bus.Message, error) {
 	return enc.messages(points)
 }
 
-// encoder builds telemetry messages.
+// encoder builds telemetry messages in two passes: the first assigns each
+// point its device and series, building the dictionaries and sizing the
+// payloads; the second writes every payload into one allocation.
 type encoder struct {
-	key   []byte
-	devs  []*devBuf
-	byDev map[string]*devBuf
+	key     []byte
+	devs    []devBuf
+	byDev   map[string]int32
+	arena   []byte     // dictionary entries of every device: uvarint length, key
+	entries []keyEntry // in arena, chained per device
+	recs    []rec      // per point
 
 	// The measurement and tags of the previous point, their key prefix
 	// (without the separating space) and device: the fields of one line
@@ -54,36 +60,54 @@ type encoder struct {
 	lastM    string
 	lastTags telemetry.Tags
 	prefix   []byte
-	lastDev  *devBuf
+	lastDev  int32
 }
 
-// devBuf is the encoding of one device's points in progress.
+// keyEntry is one dictionary entry: arena[start:end] is its encoding,
+// arena[key:end] the key; next chains the device's entries (-1 ends).
+type keyEntry struct {
+	start, key, end int
+	next            int32
+}
+
+// rec is what the first pass decided of one point: dev -1 skips it.
+type rec struct {
+	dev   int32
+	idx   uint32
+	delta int64
+}
+
+// devBuf is one device's message in the making.
 type devBuf struct {
-	id     string
-	keys   []byte            // dictionary: uvarint length, key bytes
-	spans  [][2]int          // start and end of each key in keys
-	index  map[string]uint64 // key → position, once the dictionary is long
-	nkeys  uint64
-	points []byte // series index, time delta, value
-	n      uint64
-	last   int64
+	id          string
+	first, last int32             // its dictionary entries
+	nkeys       uint32            // dictionary size
+	index       map[string]uint32 // key → position, once the dictionary is long
+	n           uint64            // points
+	size        int               // payload bytes
+	lastT       int64             // time of its previous point
+	off         int               // write position in the second pass
 }
 
 // linearKeys is the dictionary size up to which lookup scans it rather
 // than using a map.
 const linearKeys = 32
 
-// lookup returns the dictionary position of key, adding it if new.
-func (b *devBuf) lookup(key []byte) (uint64, error) {
+// lookup returns the dictionary position of key in device b, adding it
+// if new.
+func (enc *encoder) lookup(b *devBuf, key []byte) (uint32, error) {
 	if b.index != nil {
 		if x, ok := b.index[string(key)]; ok {
 			return x, nil
 		}
 	} else {
-		for i, sp := range b.spans {
-			if bytes.Equal(b.keys[sp[0]:sp[1]], key) {
-				return uint64(i), nil
+		i := uint32(0)
+		for e := b.first; e >= 0; e = enc.entries[e].next {
+			en := &enc.entries[e]
+			if bytes.Equal(enc.arena[en.key:en.end], key) {
+				return i, nil
 			}
+			i++
 		}
 	}
 	if len(key) > maxWireKey {
@@ -91,13 +115,26 @@ func (b *devBuf) lookup(key []byte) (uint64, error) {
 	}
 	x := b.nkeys
 	b.nkeys++
-	b.keys = binary.AppendUvarint(b.keys, uint64(len(key)))
-	b.spans = append(b.spans, [2]int{len(b.keys), len(b.keys) + len(key)})
-	b.keys = append(b.keys, key...)
-	if b.index == nil && len(b.spans) > linearKeys {
-		b.index = make(map[string]uint64, 2*len(b.spans))
-		for i, sp := range b.spans {
-			b.index[string(b.keys[sp[0]:sp[1]])] = uint64(i)
+	en := keyEntry{start: len(enc.arena), next: -1}
+	enc.arena = binary.AppendUvarint(enc.arena, uint64(len(key)))
+	en.key = len(enc.arena)
+	enc.arena = append(enc.arena, key...)
+	en.end = len(enc.arena)
+	b.size += en.end - en.start
+	enc.entries = append(enc.entries, en)
+	at := int32(len(enc.entries) - 1)
+	if b.first < 0 {
+		b.first = at
+	} else {
+		enc.entries[b.last].next = at
+	}
+	b.last = at
+	if b.index == nil && b.nkeys > linearKeys {
+		b.index = make(map[string]uint32, 2*b.nkeys)
+		i := uint32(0)
+		for e := b.first; e >= 0; e = enc.entries[e].next {
+			b.index[string(enc.arena[enc.entries[e].key:enc.entries[e].end])] = i
+			i++
 		}
 	} else if b.index != nil {
 		b.index[string(key)] = x
@@ -109,50 +146,97 @@ func sameTags(a, b telemetry.Tags) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
 func (enc *encoder) messages(points []telemetry.Point) ([]bus.Message, error) {
-	enc.byDev = map[string]*devBuf{}
-	enc.lastDev = nil
-	for _, p := range points {
+	if enc.byDev == nil {
+		enc.byDev = map[string]int32{}
+	}
+	clear(enc.byDev)
+	enc.devs, enc.arena, enc.entries = enc.devs[:0], enc.arena[:0], enc.entries[:0]
+	if cap(enc.entries) == 0 { // a fresh encoder: guess, rather than grow from nothing
+		enc.entries = make([]keyEntry, 0, len(points)/2+1)
+		enc.arena = make([]byte, 0, 16*len(points))
+	}
+	if cap(enc.recs) < len(points) {
+		enc.recs = make([]rec, len(points))
+	}
+	enc.recs = enc.recs[:len(points)]
+	enc.lastDev, enc.lastTags = -1, nil
+	for i, p := range points {
 		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			enc.recs[i].dev = -1
 			continue
 		}
-		if enc.lastDev == nil || p.Series.Measurement != enc.lastM || !sameTags(p.Series.Tags, enc.lastTags) {
+		if enc.lastDev < 0 || p.Series.Measurement != enc.lastM || !sameTags(p.Series.Tags, enc.lastTags) {
 			d := DeviceOf(p.Series)
-			b := enc.byDev[d]
-			if b == nil {
-				b = &devBuf{id: d}
-				enc.byDev[d] = b
-				enc.devs = append(enc.devs, b)
+			x, ok := enc.byDev[d]
+			if !ok {
+				x = int32(len(enc.devs))
+				enc.byDev[d] = x
+				enc.devs = append(enc.devs, devBuf{id: d, first: -1, last: -1})
 			}
-			enc.lastDev, enc.lastM, enc.lastTags = b, p.Series.Measurement, p.Series.Tags
+			enc.lastDev, enc.lastM, enc.lastTags = x, p.Series.Measurement, p.Series.Tags
 			// The key of the series with an empty field ends in a space.
 			enc.prefix = telemetry.Series{Measurement: p.Series.Measurement, Tags: p.Series.Tags}.AppendKey(enc.prefix[:0])
 			enc.prefix = enc.prefix[:len(enc.prefix)-1]
 		}
-		b := enc.lastDev
+		b := &enc.devs[enc.lastDev]
 		// A key with an empty measurement and no tags is " " + the field.
 		enc.key = telemetry.Series{Field: p.Series.Field}.AppendKey(append(enc.key[:0], enc.prefix...))
-		idx, err := b.lookup(enc.key)
+		idx, err := enc.lookup(b, enc.key)
 		if err != nil {
 			return nil, err
 		}
-		b.points = binary.AppendUvarint(b.points, idx)
-		b.points = binary.AppendVarint(b.points, p.Time-b.last)
-		b.points = binary.LittleEndian.AppendUint64(b.points, math.Float64bits(p.Value))
-		b.last = p.Time
+		delta := p.Time - b.lastT
+		b.lastT = p.Time
 		b.n++
+		b.size += uvarintLen(uint64(idx)) + uvarintLen(uint64(delta<<1)^uint64(delta>>63)) + 8
+		enc.recs[i] = rec{dev: enc.lastDev, idx: idx, delta: delta}
 	}
-	msgs := make([]bus.Message, 0, len(enc.devs))
-	for _, b := range enc.devs {
-		body := make([]byte, 0, len(wireMagic)+1+2*binary.MaxVarintLen64+len(b.keys)+len(b.points))
-		body = append(body, wireMagic...)
-		body = append(body, wireVersion)
-		body = binary.AppendUvarint(body, b.nkeys)
-		body = append(body, b.keys...)
-		body = binary.AppendUvarint(body, b.n)
-		body = append(body, b.points...)
-		msgs = append(msgs, bus.Message{Key: b.id, Payload: body})
+	total := 0
+	for i := range enc.devs {
+		b := &enc.devs[i]
+		b.size += len(wireMagic) + 1 + uvarintLen(uint64(b.nkeys)) + uvarintLen(b.n)
+		b.off = total
+		total += b.size
 	}
+	out := make([]byte, total)
+	msgs := make([]bus.Message, len(enc.devs))
+	for i := range enc.devs {
+		b := &enc.devs[i]
+		msgs[i] = bus.Message{Key: b.id, Payload: out[b.off : b.off+b.size : b.off+b.size]}
+		w := b.off + copy(out[b.off:], wireMagic)
+		out[w] = wireVersion
+		w++
+		w += binary.PutUvarint(out[w:], uint64(b.nkeys))
+		for e := b.first; e >= 0; e = enc.entries[e].next {
+			w += copy(out[w:], enc.arena[enc.entries[e].start:enc.entries[e].end])
+		}
+		w += binary.PutUvarint(out[w:], b.n)
+		b.off = w
+	}
+	for i, p := range points {
+		r := enc.recs[i]
+		if r.dev < 0 {
+			continue
+		}
+		b := &enc.devs[r.dev]
+		w := b.off
+		w += binary.PutUvarint(out[w:], uint64(r.idx))
+		w += binary.PutVarint(out[w:], r.delta)
+		binary.LittleEndian.PutUint64(out[w:], math.Float64bits(p.Value))
+		b.off = w + 8
+	}
+	enc.lastTags = nil // hold no caller memory while pooled
+	clear(enc.devs)    // nor device IDs and maps
 	return msgs, nil
 }
 
@@ -176,28 +260,31 @@ var ErrBadMessage = errors.New("malformed telemetry message")
 // with a malformed series key is an error wrapping ErrBadMessage.
 func DecodeMessage(msg bus.Message) ([]telemetry.Point, error) {
 	var dec decoder
-	pts, _, err := dec.decode(msg)
-	return pts, err
+	pts, keys, err := dec.decode(msg)
+	if err != nil {
+		return nil, err
+	}
+	parsed := make(map[string]telemetry.Series, len(dec.keys))
+	for i, k := range dec.keys {
+		s, err := telemetry.ParseSeriesKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("decode telemetry message %s (key %q): %w: series %d: %w", msg.ID, msg.Key, ErrBadMessage, i, err)
+		}
+		parsed[k] = s
+	}
+	for i := range pts {
+		pts[i].Series = parsed[keys[i]]
+	}
+	return pts, nil
 }
 
-// decoder decodes telemetry messages, caching the series it parsed (up to
-// maxDecoderSeries) so that a series' key is parsed once.
+// decoder decodes telemetry messages; its scratch space is reused.
 type decoder struct {
-	series map[string]parsedSeries
-	dict   []telemetry.Series
-	keys   []string
+	keys []string // the dictionary of the last message
 }
 
-// maxDecoderSeries bounds a decoder's cache of parsed series; beyond it
-// the cache starts afresh.
-const maxDecoderSeries = 1 << 16
-
-type parsedSeries struct {
-	s   telemetry.Series
-	key string
-}
-
-// decode returns the points of msg and the key of each point's series.
+// decode returns the points of msg, without their Series, and the key of
+// each point's series (not checked: see DecodeMessage).
 func (dec *decoder) decode(msg bus.Message) ([]telemetry.Point, []string, error) {
 	b := msg.Payload
 	bad := func(format string, args ...any) error {
@@ -225,10 +312,7 @@ func (dec *decoder) decode(msg bus.Message) ([]telemetry.Point, []string, error)
 	if nkeys > uint64(len(b)) {
 		return nil, nil, bad("%d series in %d bytes", nkeys, len(b))
 	}
-	if dec.series == nil || len(dec.series) > maxDecoderSeries {
-		dec.series = map[string]parsedSeries{}
-	}
-	dec.dict, dec.keys = dec.dict[:0], dec.keys[:0]
+	dec.keys = dec.keys[:0]
 	for i := range nkeys {
 		n, err := uvarint("series key length")
 		if err != nil {
@@ -237,18 +321,8 @@ func (dec *decoder) decode(msg bus.Message) ([]telemetry.Point, []string, error)
 		if n > uint64(len(b)) {
 			return nil, nil, bad("series %d: key of %d bytes, %d left", i, n, len(b))
 		}
-		kb := b[:n]
+		dec.keys = append(dec.keys, string(b[:n]))
 		b = b[n:]
-		ps, ok := dec.series[string(kb)]
-		if !ok {
-			ps.key = string(kb)
-			if ps.s, err = telemetry.ParseSeriesKey(ps.key); err != nil {
-				return nil, nil, bad("series %d: %v", i, err)
-			}
-			dec.series[ps.key] = ps
-		}
-		dec.dict = append(dec.dict, ps.s)
-		dec.keys = append(dec.keys, ps.key)
 	}
 	npts, err := uvarint("point count")
 	if err != nil {
@@ -279,7 +353,7 @@ func (dec *decoder) decode(msg bus.Message) ([]telemetry.Point, []string, error)
 		t += d
 		v := math.Float64frombits(binary.LittleEndian.Uint64(b))
 		b = b[8:]
-		pts = append(pts, telemetry.Point{Series: dec.dict[x], Time: t, Value: v})
+		pts = append(pts, telemetry.Point{Time: t, Value: v})
 		keys = append(keys, dec.keys[x])
 	}
 	if len(b) > 0 {
@@ -318,6 +392,8 @@ func deviceSelector(id string) timeseries.Selector {
 type PublishingWriter struct {
 	W   Writer
 	Pub bus.Publisher
+
+	encoders sync.Pool // of *encoder
 }
 
 // WritePoints implements Writer.
@@ -343,7 +419,12 @@ func (w *PublishingWriter) WritePoints(ctx context.Context, points []telemetry.P
 	if len(written) == 0 {
 		return werr
 	}
-	msgs, err := Messages(written)
+	enc, _ := w.encoders.Get().(*encoder)
+	if enc == nil {
+		enc = new(encoder)
+	}
+	msgs, err := enc.messages(written)
+	w.encoders.Put(enc)
 	if err != nil {
 		return errors.Join(werr, err)
 	}

@@ -230,3 +230,88 @@ func benchBatch(devices, fields int) []telemetry.Point {
 	}
 	return pts
 }
+
+func TestMessagesManySeries(t *testing.T) {
+	// More series per device than the encoder scans linearly: the
+	// dictionary switches to a map.
+	var pts []telemetry.Point
+	tags := telemetry.Tags{{Key: "device", Value: "d1"}}
+	for round := range 3 {
+		for f := range 50 {
+			s := telemetry.NewSeries("m", tags, fmt.Sprintf("f%02d", f))
+			pts = append(pts, telemetry.Point{Series: s, Time: int64(round*1000 - f), Value: float64(round*f) - 0.25})
+		}
+	}
+	msgs, err := engine.Messages(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("got %d messages, want 1", len(msgs))
+	}
+	got, err := engine.DecodeMessage(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(pts, got); d != "" {
+		t.Errorf("decoded points (-want +got):\n%s", d)
+	}
+}
+
+// BenchmarkLineProtocol is the line protocol encoding the binary one
+// replaced, on the same batch as BenchmarkMessages and
+// BenchmarkDecodeMessage, for comparison.
+func BenchmarkLineProtocol(b *testing.B) {
+	b.Run("op=encode", func(b *testing.B) {
+		pts := benchBatch(500, 10)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := telemetry.AppendPoints(nil, pts, telemetry.Millisecond); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
+	})
+	b.Run("op=decode", func(b *testing.B) {
+		body, err := telemetry.AppendPoints(nil, benchBatch(1, 1000), telemetry.Millisecond)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := telemetry.NewLineParser(telemetry.LineOptions{Precision: telemetry.Millisecond})
+		b.ReportAllocs()
+		for b.Loop() {
+			if res := p.Parse(nil, body); res.Err() != nil {
+				b.Fatal(res.Err())
+			}
+			if false {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "points/s")
+	})
+}
+
+// TestHandleChecksSeries: Handle scores the readings of a message's device
+// and drops (logs) those of a series of another device or with a malformed
+// key.
+func TestHandleChecksSeries(t *testing.T) {
+	e := newEnv(t)
+	en := e.engine(t, nil)
+	d1 := signal{"d1", "temp", 3, nil}.points(1)
+	msgs, err := engine.Messages(d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := msgs[0]
+	wrong := good
+	wrong.Key = "d2" // d1's series under d2
+	badKey := bus.Message{Key: "d1", Payload: []byte("VGT\x01\x01\x03abc\x01\x00\x00" + "\x00\x00\x00\x00\x00\x00\xf0\x3f")}
+	for _, m := range []bus.Message{wrong, badKey, good} {
+		if err := en.Handle(t.Context(), m); err != nil {
+			t.Fatalf("Handle(%q): %v", m.Payload, err)
+		}
+	}
+	if st := en.Stats(); st.Scored != 3 {
+		t.Errorf("scored %d readings, want 3 (only the good message's)", st.Scored)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-iot/vigil/internal/appdb"
+	"github.com/vigil-iot/vigil/internal/engine"
 )
 
 // detectorJSON is a detector configuration in responses.
@@ -42,8 +43,9 @@ type detectorRequest struct {
 
 // apply validates req into c, naming the field at fault.
 func (req detectorRequest) apply(c *appdb.DetectorConfig) error {
-	if req.Detector == "" {
-		return badRequest("detector: required, the detector family such as mad or seasonal")
+	if req.Detector != engine.DetectorEnsemble && req.Detector != engine.DetectorDevice {
+		return badRequest("detector: %q: want %q (the per-series ensemble) or %q (the per-device detector)",
+			req.Detector, engine.DetectorEnsemble, engine.DetectorDevice)
 	}
 	sc, err := req.Scope.toScope("scope")
 	if err != nil {

@@ -128,25 +128,25 @@ type detectorResp struct {
 func TestDetectors(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	h, body := e.call(t, "POST", "/api/v1/detectors", "admin", nil, map[string]any{
-		"name": "pump MAD", "detector": "mad", "scope": map[string]any{"kind": "device", "target": "pump-1"},
+		"name": "pump MAD", "detector": "ensemble", "scope": map[string]any{"kind": "device", "target": "pump-1"},
 		"params": map[string]any{"window": 120, "threshold": 3.5},
 	}, http.StatusCreated)
 	d := decode[detectorResp](t, body)
-	if d.Detector != "mad" || !d.Enabled || d.Version != 1 || h.Get("ETag") != `"1"` || !json.Valid(d.Params) || !strings.Contains(string(d.Params), `"threshold":3.5`) {
+	if d.Detector != "ensemble" || !d.Enabled || d.Version != 1 || h.Get("ETag") != `"1"` || !json.Valid(d.Params) || !strings.Contains(string(d.Params), `"threshold":3.5`) {
 		t.Errorf("POST /api/v1/detectors = %s (ETag %s)", body, h.Get("ETag"))
 	}
 	_, body = e.call(t, "POST", "/api/v1/detectors", "admin", nil, map[string]any{
-		"detector": "seasonal", "scope": map[string]any{"kind": "series", "target": "env,device=pump-1 temp"}, "enabled": false,
+		"detector": "device", "scope": map[string]any{"kind": "series", "target": "env,device=pump-1 temp"}, "enabled": false,
 	}, http.StatusCreated)
 	d2 := decode[detectorResp](t, body)
 	e.call(t, "POST", "/api/v1/detectors", "admin", nil, map[string]any{
-		"detector": "threshold", "scope": map[string]any{"kind": "selector", "selector": map[string]string{"site": "north"}},
+		"detector": "ensemble", "scope": map[string]any{"kind": "selector", "selector": map[string]string{"site": "north"}},
 	}, http.StatusCreated)
 
 	lists := []struct {
 		query string
 		want  int
-	}{{"", 3}, {"?detector=mad", 1}, {"?enabled=false", 1}, {"?kind=series&target=" + url.QueryEscape("env,device=pump-1 temp"), 1}, {"?limit=2", 2}, {"?enabled=nah", -1}}
+	}{{"", 3}, {"?detector=device", 1}, {"?enabled=false", 1}, {"?kind=series&target=" + url.QueryEscape("env,device=pump-1 temp"), 1}, {"?limit=2", 2}, {"?enabled=nah", -1}}
 	for _, l := range lists {
 		if l.want < 0 {
 			e.wantError(t, "GET", "/api/v1/detectors"+l.query, "read", nil, nil, http.StatusBadRequest, "enabled")
@@ -163,13 +163,13 @@ func TestDetectors(t *testing.T) {
 	}
 
 	target := "/api/v1/detectors/" + d.ID
-	put := map[string]any{"detector": "mad", "scope": map[string]any{"kind": "global"}, "params": map[string]any{"window": 60}, "enabled": false}
+	put := map[string]any{"detector": "ensemble", "scope": map[string]any{"kind": "global"}, "params": map[string]any{"window": 60}, "enabled": false}
 	e.wantError(t, "PUT", target, "admin", http.Header{"If-Match": {`"7"`}}, put, http.StatusPreconditionFailed, "version 7")
 	h, body = e.call(t, "PUT", target, "admin", http.Header{"If-Match": {`"1"`}}, put, http.StatusOK)
 	if got := decode[detectorResp](t, body); got.Version != 2 || got.Enabled || got.Scope["kind"] != "global" || h.Get("ETag") != `"2"` {
 		t.Errorf("PUT %s = %s", target, body)
 	}
-	_, body = e.call(t, "PUT", target, "admin", nil, map[string]any{"detector": "mad", "scope": map[string]any{"kind": "global"}}, http.StatusOK)
+	_, body = e.call(t, "PUT", target, "admin", nil, map[string]any{"detector": "ensemble", "scope": map[string]any{"kind": "global"}}, http.StatusOK)
 	if got := decode[detectorResp](t, body); got.Version != 3 || !got.Enabled || got.Params != nil {
 		t.Errorf("PUT %s without If-Match = %s, want version 3, enabled, no params", target, body)
 	}
@@ -179,9 +179,10 @@ func TestDetectors(t *testing.T) {
 		names string
 	}{
 		{"no detector", map[string]any{"scope": map[string]any{"kind": "global"}}, "detector"},
-		{"no scope", map[string]any{"detector": "mad"}, "scope.kind"},
-		{"global with target", map[string]any{"detector": "mad", "scope": map[string]any{"kind": "global", "target": "x"}}, "scope.kind"},
-		{"params not an object", map[string]any{"detector": "mad", "scope": map[string]any{"kind": "global"}, "params": []int{1}}, "params"},
+		{"unknown detector", map[string]any{"detector": "mad", "scope": map[string]any{"kind": "global"}}, "detector"},
+		{"no scope", map[string]any{"detector": "ensemble"}, "scope.kind"},
+		{"global with target", map[string]any{"detector": "ensemble", "scope": map[string]any{"kind": "global", "target": "x"}}, "scope.kind"},
+		{"params not an object", map[string]any{"detector": "ensemble", "scope": map[string]any{"kind": "global"}, "params": []int{1}}, "params"},
 	}
 	for _, tt := range invalid {
 		e.wantError(t, "POST", "/api/v1/detectors", "admin", nil, tt.body, http.StatusBadRequest, tt.names)

@@ -1,9 +1,13 @@
 package detecteval
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,6 +39,21 @@ func TestCorpusReport(t *testing.T) {
 		_, err := detect.ScoreCSV(ctx, in, out, opts)
 		return err
 	}
+	if ts := os.Getenv("VIGIL_TEST_THRESHOLD"); ts != "" {
+		// Re-threshold anomaly_score, as a scorer that ignores is_anomaly
+		// would.
+		thr, err := strconv.ParseFloat(ts, 64)
+		if err != nil {
+			t.Fatalf("VIGIL_TEST_THRESHOLD: %v", err)
+		}
+		scorer = func(ctx context.Context, in io.Reader, out io.Writer) error {
+			var buf bytes.Buffer
+			if _, err := detect.ScoreCSV(ctx, in, &buf, opts); err != nil {
+				return err
+			}
+			return rethreshold(&buf, out, thr)
+		}
+	}
 	rep, err := eval.Run(t.Context(), dir, labels, scorer, eval.DefaultOptions(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -44,4 +63,36 @@ func TestCorpusReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
+}
+
+// rethreshold copies a ScoreCSV output, setting is_anomaly (the last
+// column) to anomaly_score (the one before) >= thr.
+func rethreshold(in io.Reader, out io.Writer, thr float64) error {
+	r := csv.NewReader(in)
+	w := csv.NewWriter(out)
+	for line := 1; ; line++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("rethreshold line %d: %w", line, err)
+		}
+		if line > 1 {
+			n := len(rec)
+			s, err := strconv.ParseFloat(rec[n-2], 64)
+			if err != nil {
+				return fmt.Errorf("rethreshold line %d: %w", line, err)
+			}
+			rec[n-1] = "0"
+			if s >= thr {
+				rec[n-1] = "1"
+			}
+		}
+		if err := w.Write(rec); err != nil {
+			return fmt.Errorf("rethreshold line %d: %w", line, err)
+		}
+	}
+	w.Flush()
+	return w.Error()
 }

@@ -7,7 +7,8 @@
 // (CSVOptions.HoldDeviceAlarms false), which suits the corpus's event and
 // NAB-style scoring of device files; VIGIL_TEST_DEVICE_ONLY=1 runs only the
 // device detector on multi-column files; VIGIL_TEST_VERBOSE=1 adds one line
-// per file.
+// per file; VIGIL_TEST_THRESHOLD=0.4 re-thresholds anomaly_score instead of
+// using is_anomaly, as a scorer that picks its own threshold would.
 //
 // It lives apart from package detect so that detect's own tests do not
 // depend on the corpus and evaluation packages.
