@@ -114,6 +114,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		g.Add(func() error { return a.runRetention(rctx) }, func(error) { cancel() })
 	}
 	{
+		tctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return a.runTraining(tctx) }, func(error) { cancel() })
+	}
+	{
 		rctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { <-rctx.Done(); return nil }, func(error) { cancel() })
 	}

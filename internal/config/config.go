@@ -61,6 +61,13 @@ type Config struct {
 	// configuration is printed.
 	WebhookKey string `json:"webhook_key"`
 
+	// TrainEvery, when positive, trains a candidate model for every device
+	// with recent history at this interval (promotion stays a decision:
+	// vigil backtest, then vigil models promote).
+	TrainEvery Duration `json:"train_every"`
+	// TrainWindow is how much history scheduled training reads.
+	TrainWindow Duration `json:"train_window"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -80,6 +87,7 @@ func Default() Config {
 		OutOfOrderWindow: Duration(24 * time.Hour),
 		MaxFutureSkew:    Duration(10 * time.Minute),
 		MQTTTopic:        "vigil/{device}/telemetry",
+		TrainWindow:      Duration(7 * 24 * time.Hour),
 		MQTTClientID:     "vigil-ingest",
 		Detection:        "on",
 		LogLevel:         "info",
@@ -175,6 +183,8 @@ func settings() []setting {
 		{"detection", "score every stored reading and record anomaly events: on or off", func(c *Config) any { return &c.Detection }},
 		{"webhook-url", "POST anomaly notifications to this URL (empty: off)", func(c *Config) any { return &c.WebhookURL }},
 		{"webhook-key", "shared secret keying the HMAC-SHA256 X-Vigil-Signature of webhook requests", func(c *Config) any { return &c.WebhookKey }},
+		{"train-every", "train candidate models for every device at this interval, e.g. 24h (0: off)", func(c *Config) any { return &c.TrainEvery }},
+		{"train-window", "history read by scheduled training", func(c *Config) any { return &c.TrainWindow }},
 		{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	}
 }
@@ -342,6 +352,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("webhook_url: %q is not an http(s) URL", Redact(c.WebhookURL)))
 		}
+	}
+	if c.TrainEvery < 0 || c.TrainWindow <= 0 {
+		errs = append(errs, fmt.Errorf("train_every %v / train_window %v: want train_every ≥ 0 and a positive train_window", c.TrainEvery, c.TrainWindow))
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
