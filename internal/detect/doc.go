@@ -11,13 +11,17 @@
 //     scale, a short-window mean against the baseline, a two-sided CUSUM, a
 //     variance-ratio test, configured rules, flat-line and no-data detection
 //     (both against the series' own longest normal run or silence, so an
-//     irregular or bursty series does not alarm on its usual gaps).
+//     irregular or bursty series does not alarm on its usual gaps). A
+//     stuck run at the value of an earlier stuck run that recovered does
+//     not alarm again: a sensor clipping at a floor or ceiling of its range
+//     (CO2 at 350 ppm overnight) is its own normal, not a recurring fault.
 //     The one-step predictor judges a reading after a silence against the
 //     noise of a random walk over the silence, and an innovation beyond
 //     three times its own 99.5% quantile alarms by itself (at once, not
 //     after the likelihood's averaging window). A sustained breakout (the
 //     smoothed value beyond a range that widens only slowly, with some
-//     evidence from the baseline) catches a drift that creeps out of
+//     evidence from the baseline or three noise scales beyond the range,
+//     since a wide drift inflates the baseline's own noise scale) catches a drift that creeps out of
 //     everything seen before without ever beating the running range in one
 //     step. A coarse, self-widening
 //     histogram of the values learned as normal (per hour of the day once
@@ -70,7 +74,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 3 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 4 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -81,9 +85,9 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,404 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,413 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 844 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 853 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per

@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 3
+	ensembleVersion = 4
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -22,6 +22,7 @@ const (
 	varRatioLow   = 2    // ratio of short to long noise that starts to score
 	varRatioHigh  = 3.5  // ratio of short to long noise that scores 1
 	minFlatLine   = 30
+	farOutside    = 3.0 // noise scales beyond the slow range that evidence a drift by themselves
 	intervalAlpha = 0.02
 	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
 	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
@@ -81,6 +82,11 @@ type Ensemble struct {
 	run, longestRun int64
 	flatOK          bool
 	flatDone        bool
+	// flatSeen: a reported stuck run at flatVal ended with the series
+	// moving on, so a later run at that value is a recurring floor or
+	// ceiling (a sensor clipping at its range), not a new fault.
+	flatSeen bool
+	flatVal  float64
 
 	interval    float64 // learned reporting interval, ms
 	longestGap  float64 // longest silence, ms, that did not alarm
@@ -405,6 +411,9 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		if e.run > 0 && !e.flatDone { // a reported stuck run is not normal
 			e.longestRun = max(e.longestRun, e.run)
 		}
+		if e.flatDone { // ...but the value it was stuck at has recovered once
+			e.flatSeen, e.flatVal = true, e.prev
+		}
 		e.run = 1
 		e.flatDone = false
 	}
@@ -414,7 +423,10 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 			limit = max(minFlatLine, 2*e.longestRun)
 		}
 		if e.run >= limit {
-			c.flat, e.flatDone = true, true
+			// A run at the value of an earlier stuck run that recovered
+			// alarms only once: the second time it is the series' own
+			// clipping level.
+			c.flat, e.flatDone = !e.flatSeen || v != e.flatVal, true
 		}
 	}
 	e.prev = v
@@ -522,7 +534,11 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// A sustained breakout counts only with some evidence from the
 	// baseline: a series still exploring its natural range is not one.
 	outside := c.sustained
-	c.sustained = outside && max(c.level, c.shift) > 0
+	// ...or the smoothed value being far outside: many noise scales beyond
+	// the slow range (a drift wide enough to inflate the baseline's own
+	// noise scale and so hide from it).
+	far := farOutside * max(e.levelDev, e.floor)
+	c.sustained = outside && (max(c.level, c.shift) > 0 || e.sv < e.slo-far || e.sv > e.shi+far)
 	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained
 	e.sinceAlarm++
 	candidate := score >= cfg.Threshold || forced
@@ -606,13 +622,14 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.warm != nil)
 	enc.f64s(e.warm)
 	for _, f := range []float64{e.alphaFast, e.floor, e.lo, e.hi, e.level, e.levelDev,
-		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar), e.sv, e.slo, e.shi} {
+		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar), e.sv, e.slo, e.shi, e.flatVal} {
 		enc.f64(f)
 	}
 	enc.i64(e.run)
 	enc.i64(e.longestRun)
 	enc.boolean(e.flatOK)
 	enc.boolean(e.flatDone)
+	enc.boolean(e.flatSeen)
 	enc.boolean(e.gapReported)
 	enc.i64(e.sinceAlarm)
 	enc.i64(e.relearn)
@@ -653,13 +670,14 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 		s.warm = []float64{}
 	}
 	for _, p := range []*float64{&s.alphaFast, &s.floor, &s.lo, &s.hi, &s.level, &s.levelDev,
-		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar), &s.sv, &s.slo, &s.shi} {
+		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar), &s.sv, &s.slo, &s.shi, &s.flatVal} {
 		*p = d.f64()
 	}
 	s.run = d.i64()
 	s.longestRun = d.i64()
 	s.flatOK = d.boolean()
 	s.flatDone = d.boolean()
+	s.flatSeen = d.boolean()
 	s.gapReported = d.boolean()
 	s.sinceAlarm = d.i64()
 	s.relearn = d.i64()

@@ -59,6 +59,8 @@ type stateMeta struct {
 	// engine's.
 	Config       *detect.Config       `json:"config,omitempty"`
 	DeviceConfig *detect.DeviceConfig `json:"device_config,omitempty"`
+	// NoData is a series' silence check state (see CheckSilence).
+	NoData *seriesNoData `json:"nodata,omitempty"`
 }
 
 func encodeState(det []byte, meta stateMeta) ([]byte, error) {

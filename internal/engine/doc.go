@@ -26,6 +26,37 @@
 // selector scope) is muted: the episode is tracked to its end but nothing is
 // recorded or announced. Readings in the window are still scored.
 //
+// # No data
+//
+// Run checks silence every SilenceCheck (CheckSilence), at the engine's
+// clock (Options.Now), for every device in memory. A series is judged only
+// when its detector is warm (it has a learned reporting interval) and its
+// last reading was live: when scored, it was at most GapFactor learned
+// intervals older than the clock. So a backfill of old history, or a replay
+// of readings long past, opens no no-data event. A judged series is silent
+// when detect.Ensemble.Silent says so (longer than its silence limit since
+// its last reading); its silence starts at its last reading plus its
+// learned interval.
+//
+// When every judged series of a device is silent, one device-level event
+// opens (no series key, detectors ["nodata"], sensors the silent series'
+// keys) at the latest silence start, and closes at the device's next
+// reading. When some series are silent while another reports (a reading
+// after the silence start), each silent series gets a series-level event
+// (sensors its field), closed at its next reading; a silent series whose
+// siblings have not reported since is not reported yet (the device may be
+// stopping). The events are recorded and announced like the others (one
+// transaction, deterministic IDs from "nodata:" + the series key, or
+// "nodata:device:" + device, and the start; maintenance windows active at
+// the start mute them), and the gap a silence check reported is not
+// reported again by the detector's own gap result when readings resume.
+// The silence state is checkpointed with each series, so a restart neither
+// duplicates an event nor loses its close. An idle device is not evicted
+// while a live series of it awaits judgment (up to 4 × GapFactor intervals
+// after its last reading), so a silence longer than IdleTimeout is still
+// found; a device evicted for MaxSeries, or one not loaded since a restart
+// without checkpoint, is not judged until it reports.
+//
 // # Order, late readings, redelivery
 //
 // Per series, readings are scored in timestamp order. A reading whose time is
@@ -102,9 +133,10 @@
 // the device detector). State is "VGE1", a uint32 little-endian length n, n
 // bytes of detect state (MarshalBinary), then JSON {"tracker": {...},
 // "sensors": [...], "model": "name@version", "config": {...},
-// "device_config": {...}}, "sensors" being the device detector's series
+// "device_config": {...}, "nodata": {...}}, "sensors" being the device detector's series
 // order and "config" ("device_config") the detector's configuration when it
-// is not the engine's (restored with the engine's when absent).
+// is not the engine's (restored with the engine's when absent), "nodata"
+// a series' silence state (absent when empty).
 // An unreadable checkpoint is logged and the series re-warms.
 //
 // # Telemetry messages

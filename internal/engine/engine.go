@@ -59,6 +59,9 @@ type Config struct {
 	// ConfigRefresh is how often Run re-reads the detector configurations
 	// of the application database (see RefreshConfigs). Default 30s.
 	ConfigRefresh time.Duration
+	// SilenceCheck is how often Run judges the silence of the devices in
+	// memory (CheckSilence). Default 10s.
+	SilenceCheck time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		MaxSeries:          100000,
 		CatchUpChunk:       6 * time.Hour,
 		ConfigRefresh:      30 * time.Second,
+		SilenceCheck:       10 * time.Second,
 	}
 }
 
@@ -114,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConfigRefresh <= 0 {
 		bad("config_refresh", c.ConfigRefresh, "> 0")
+	}
+	if c.SilenceCheck <= 0 {
+		bad("silence_check", c.SilenceCheck, "> 0")
 	}
 	return errors.Join(errs...)
 }
@@ -195,6 +202,7 @@ type seriesState struct {
 	model  string           // "name@version" of the model it started from, or ""
 	scored int64            // time of the last scored reading; math.MinInt64 before the first
 	tr     tracker
+	nd     seriesNoData // silence check state
 	dirty  bool
 }
 
@@ -307,10 +315,17 @@ func (e *Engine) maintain(ctx context.Context) {
 	defer t.Stop()
 	rt := time.NewTicker(e.cfg.ConfigRefresh)
 	defer rt.Stop()
+	st := time.NewTicker(e.cfg.SilenceCheck)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-st.C:
+			if err := e.CheckSilence(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("silence check failed; will retry", "err", err)
+			}
+			continue
 		case <-rt.C:
 			if err := e.RefreshConfigs(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("detector configurations not refreshed; keeping the previous ones", "err", err)
@@ -478,6 +493,11 @@ func (e *Engine) scoreAndRecord(ctx context.Context, d *deviceState, pts *keyed)
 	if err != nil {
 		return err
 	}
+	return e.record(ctx, evs)
+}
+
+// record writes evs and counts their announcements.
+func (e *Engine) record(ctx context.Context, evs []event) error {
 	if err := writeEvents(ctx, e.db, evs); err != nil {
 		return err
 	}
@@ -551,6 +571,7 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 		evs = append(evs, event{anomaly: a, actions: acts})
 	}
 	var vals []float64
+	now := telemetry.Millis(e.now())
 	for i := 0; i < len(items); {
 		t := items[i].p.Time
 		j := i
@@ -590,7 +611,12 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 				e.late.Add(1)
 				continue
 			}
+			reported := e.resumed(d, it.key, s, t, add)
 			r := s.ens.Update(t, it.p.Value)
+			if reported {
+				r = withoutNoData(r) // the silence check reported this gap
+			}
+			s.nd.Live = live(s.ens, t, now)
 			s.scored, s.dirty = t, true
 			e.scored.Add(1)
 			st, err := s.tr.update(it.key, t, r, s.extend, e.cfg.CloseAfter, func() (bool, error) {
@@ -884,6 +910,9 @@ func (e *Engine) restore(d *deviceState, cp appdb.Checkpoint) (int64, bool) {
 					e.nseries.Add(1)
 				}
 				ss := &seriesState{series: s, ens: ens, model: meta.Model, scored: t, tr: meta.Tracker}
+				if meta.NoData != nil {
+					ss.nd = *meta.NoData
+				}
 				ss.setConfig(cfg, e.cfg)
 				d.series[seriesKey] = ss
 				return t, true
@@ -1006,7 +1035,11 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 		if err != nil {
 			return fmt.Errorf("checkpoint series %q: %w", key, err)
 		}
-		st, err := encodeState(det, stateMeta{Tracker: s.tr, Model: s.model, Config: s.cfg})
+		var nd *seriesNoData
+		if !s.nd.zero() {
+			nd = &s.nd
+		}
+		st, err := encodeState(det, stateMeta{Tracker: s.tr, Model: s.model, Config: s.cfg, NoData: nd})
 		if err != nil {
 			return err
 		}
@@ -1050,18 +1083,21 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 	return nil
 }
 
-// evict checkpoints and forgets the devices idle for IdleTimeout, and the
+// evict checkpoints and forgets the devices idle for IdleTimeout (unless
+// the silence check still has to judge them: see awaitingSilence), and the
 // least recently used ones while more than MaxSeries series are held.
 func (e *Engine) evict(ctx context.Context) {
 	ds := e.snapshotDevices()
 	slices.SortFunc(ds, func(a, b *deviceState) int { return cmp.Compare(a.lastUsed.Load(), b.lastUsed.Load()) })
-	idleBefore := e.now().Add(-e.cfg.IdleTimeout).UnixNano()
+	now := e.now()
+	idleBefore := now.Add(-e.cfg.IdleTimeout).UnixNano()
 	for _, d := range ds {
-		if d.lastUsed.Load() >= idleBefore && e.nseries.Load() <= int64(e.cfg.MaxSeries) {
+		over := e.nseries.Load() > int64(e.cfg.MaxSeries)
+		if d.lastUsed.Load() >= idleBefore && !over {
 			break
 		}
 		d.mu.Lock()
-		if !d.gone {
+		if !d.gone && (over || !awaitingSilence(d, telemetry.Millis(now))) {
 			if err := e.checkpoint(ctx, d); err != nil {
 				if ctx.Err() == nil {
 					e.log.Warn("eviction checkpoint failed; device kept", "device", d.id, "err", err)
