@@ -240,3 +240,29 @@ func TestSecondProcessGetsLockError(t *testing.T) {
 		t.Errorf("error %q does not name the data directory %s", err, cfg.DataDir)
 	}
 }
+
+// TestRedisCache runs the app with its cache on the real Redis named by
+// VIGIL_TEST_REDIS: the store opens and its health check passes.
+func TestRedisCache(t *testing.T) {
+	u := os.Getenv("VIGIL_TEST_REDIS")
+	if u == "" {
+		t.Skip("VIGIL_TEST_REDIS not set (e.g. redis://127.0.0.1:6379/0); skipping the app test against a real Redis")
+	}
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Cache = u
+	a, err := app.Open(t.Context(), cfg, app.Options{})
+	if err != nil {
+		t.Fatalf("Open with cache %s: %v", u, err)
+	}
+	defer a.Close()
+	rep := a.Health(t.Context())
+	for _, c := range rep.Checks {
+		if c.Name == "cache" && c.Status != "up" {
+			t.Fatalf("cache health on Redis: %+v", c)
+		}
+	}
+	if !rep.Ready() {
+		t.Fatalf("not ready: %+v", rep)
+	}
+}

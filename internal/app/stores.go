@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/appdb/sqlitedb"
 	"github.com/vigil-iot/vigil/internal/bus/membus"
 	"github.com/vigil-iot/vigil/internal/cache/localcache"
+	"github.com/vigil-iot/vigil/internal/cache/rediscache"
 	"github.com/vigil-iot/vigil/internal/config"
 	"github.com/vigil-iot/vigil/internal/objects"
 	"github.com/vigil-iot/vigil/internal/resilience"
@@ -113,7 +114,7 @@ func (a *App) openObjects(ctx context.Context) error {
 	return a.health.Register(storeObjects, st.Ping)
 }
 
-func (a *App) openCache(context.Context) error {
+func (a *App) openCache(ctx context.Context) error {
 	scheme, _ := config.Scheme(a.cfg.Cache)
 	switch scheme {
 	case "mem":
@@ -130,6 +131,14 @@ func (a *App) openCache(context.Context) error {
 			_, err := c.Get(ctx, "vigil/health/probe")
 			return err
 		})
+	case "redis", "rediss":
+		c, err := rediscache.Open(ctx, a.cfg.Cache, rediscache.Options{Prefix: "vigil/", Logger: a.opts.Logger.With("store", storeCache)})
+		if err != nil {
+			return fmt.Errorf("open cache %s: %w", config.Redact(a.cfg.Cache), err)
+		}
+		a.Cache, a.Locker = c, c
+		a.onClose(c.Close)
+		return a.health.Register(storeCache, c.Ping)
 	}
 	return fmt.Errorf("cache: unsupported scheme %q", scheme)
 }

@@ -99,7 +99,7 @@ var schemes = map[string][]string{
 	"tsdb":    {"embedded"},
 	"appdb":   {"sqlite"},
 	"objects": {"file", "mem"},
-	"cache":   {"mem"},
+	"cache":   {"mem", "redis", "rediss"},
 	"bus":     {"mem"},
 }
 
