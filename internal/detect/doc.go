@@ -20,7 +20,10 @@
 //     three times its own 99.5% quantile alarms by itself (at once, not
 //     after the likelihood's averaging window). A sustained breakout (the
 //     smoothed value beyond a range that widens only slowly, with some
-//     evidence from the baseline or three noise scales beyond the range,
+//     evidence from the baseline (a reading scoring for level or shift and
+//     the smoothed value two noise scales off the baseline, so a wandering
+//     series reaching a new extreme with one noisy reading does not count)
+//     or three noise scales beyond the range,
 //     since a wide drift inflates the baseline's own noise scale) catches a drift that creeps out of
 //     everything seen before without ever beating the running range in one
 //     step. A coarse, self-widening

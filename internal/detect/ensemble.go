@@ -23,6 +23,7 @@ const (
 	varRatioHigh  = 3.5  // ratio of short to long noise that scores 1
 	minFlatLine   = 30
 	farOutside    = 3.0 // noise scales beyond the slow range that evidence a drift by themselves
+	sustainedZ    = 2.0 // noise scales between the smoothed value and the baseline that a sustained breakout needs
 	intervalAlpha = 0.02
 	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
 	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
@@ -532,13 +533,16 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// level or the predictor: a new record within the noise is not one.
 	c.breakout = c.breakout && max(c.level, c.spike) >= 0.5
 	// A sustained breakout counts only with some evidence from the
-	// baseline: a series still exploring its natural range is not one.
+	// baseline, and from the smoothed value, not one reading: a series
+	// still exploring its natural range (a wandering level reaching a new
+	// extreme with one noisy reading) is not one.
 	outside := c.sustained
+	evidence := max(c.level, c.shift) > 0 && math.Abs(e.sv-e.level) >= sustainedZ*e.levelDev
 	// ...or the smoothed value being far outside: many noise scales beyond
 	// the slow range (a drift wide enough to inflate the baseline's own
 	// noise scale and so hide from it).
 	far := farOutside * max(e.levelDev, e.floor)
-	c.sustained = outside && (max(c.level, c.shift) > 0 || e.sv < e.slo-far || e.sv > e.shi+far)
+	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
 	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained
 	e.sinceAlarm++
 	candidate := score >= cfg.Threshold || forced
