@@ -131,18 +131,7 @@ func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	as, next, err := db.Anomalies().Find(r.Context(), f)
-	if err != nil {
-		writeError(w, r, styleV2, s.log, err)
-		return
-	}
-	out := make([]anomalyJSON, len(as))
-	for i, a := range as {
-		out[i] = anomalyOf(a)
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Anomalies  []anomalyJSON `json:"anomalies"`
-		NextCursor string        `json:"next_cursor"`
-	}{out, next})
+	writePage(s, w, r, "anomalies", as, next, err, anomalyOf)
 }
 
 func (s *Server) anomalyFilter(r *http.Request) (appdb.AnomalyFilter, error) {

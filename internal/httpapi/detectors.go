@@ -83,18 +83,7 @@ func (s *Server) listDetectors(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, next, err := db.Detectors().Find(r.Context(), f)
-	if err != nil {
-		writeError(w, r, styleV2, s.log, err)
-		return
-	}
-	out := make([]detectorJSON, len(cs))
-	for i, c := range cs {
-		out[i] = detectorOf(c)
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Detectors  []detectorJSON `json:"detectors"`
-		NextCursor string         `json:"next_cursor"`
-	}{out, next})
+	writePage(s, w, r, "detectors", cs, next, err, detectorOf)
 }
 
 // createDetector is POST /api/v1/detectors.

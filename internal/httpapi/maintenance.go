@@ -56,18 +56,7 @@ func (s *Server) listMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ms, next, err := db.Maintenance().Find(r.Context(), f)
-	if err != nil {
-		writeError(w, r, styleV2, s.log, err)
-		return
-	}
-	out := make([]maintenanceJSON, len(ms))
-	for i, m := range ms {
-		out[i] = maintenanceOf(m)
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Maintenance []maintenanceJSON `json:"maintenance"`
-		NextCursor  string            `json:"next_cursor"`
-	}{out, next})
+	writePage(s, w, r, "maintenance", ms, next, err, maintenanceOf)
 }
 
 // maintenanceRequest is the body of POST /api/v1/maintenance.

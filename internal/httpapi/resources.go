@@ -178,3 +178,17 @@ func (s *Server) requestTime(field, v string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// writePage writes one page of a repository Find as
+// {"<key>": [...], "next_cursor": "..."}, or the Find's error.
+func writePage[E, J any](s *Server, w http.ResponseWriter, r *http.Request, key string, items []E, next string, err error, conv func(E) J) {
+	if err != nil {
+		writeError(w, r, styleV2, s.log, err)
+		return
+	}
+	out := make([]J, len(items))
+	for i, it := range items {
+		out[i] = conv(it)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: out, "next_cursor": next})
+}

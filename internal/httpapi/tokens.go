@@ -64,18 +64,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts, next, err := db.Tokens().Find(r.Context(), f)
-	if err != nil {
-		writeError(w, r, styleV2, s.log, err)
-		return
-	}
-	out := make([]tokenJSON, len(ts))
-	for i, t := range ts {
-		out[i] = tokenOf(t)
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Tokens     []tokenJSON `json:"tokens"`
-		NextCursor string      `json:"next_cursor"`
-	}{out, next})
+	writePage(s, w, r, "tokens", ts, next, err, tokenOf)
 }
 
 // tokenRequest is the body of POST /api/v1/tokens.
