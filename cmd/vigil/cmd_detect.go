@@ -21,6 +21,9 @@ type detectOverrides struct {
 	Series     *detect.Config       `json:"series"`
 	Device     *detect.DeviceConfig `json:"device"`
 	DeviceOnly *bool                `json:"device_only"`
+	// HoldDeviceAlarms: flag every row of a device alarm (true, the
+	// default) or only its first (false), see detect.CSVOptions.
+	HoldDeviceAlarms *bool `json:"hold_device_alarms"`
 }
 
 func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,7 +31,7 @@ func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	input := fs.String("input", "", "input CSV: timestamp column, then one or more numeric columns (required; - for stdin)")
 	output := fs.String("output", "", "output CSV (default stdout)")
-	config := fs.String("config", "", `JSON file overriding detector defaults: {"series": {...}, "device": {...}, "device_only": false}`)
+	config := fs.String("config", "", `JSON file overriding detector defaults: {"series": {...}, "device": {...}, "device_only": false, "hold_device_alarms": true}`)
 	quiet := fs.Bool("quiet", false, "do not print progress to stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vigil detect --input FILE [--output FILE] [--config FILE]\n\nScores every row of a CSV file with the streaming detectors, exactly as the live engine\nwould, and writes the rows back with anomaly_score and is_anomaly columns.\n\nflags:")
@@ -116,7 +119,7 @@ func loadDetectConfig(path string, opts *detect.CSVOptions) error {
 	if err != nil {
 		return fmt.Errorf("read detect config: %w", err)
 	}
-	ov := detectOverrides{Series: &opts.Config, Device: &opts.Device, DeviceOnly: &opts.DeviceOnly}
+	ov := detectOverrides{Series: &opts.Config, Device: &opts.Device, DeviceOnly: &opts.DeviceOnly, HoldDeviceAlarms: &opts.HoldDeviceAlarms}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ov); err != nil {

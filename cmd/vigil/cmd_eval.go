@@ -26,6 +26,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	verbose := fs.Bool("verbose", false, "also print one line per file")
 	only := fs.String("only", "", "score only the files whose names match this glob, e.g. 'device_*'")
+	config := fs.String("config", "", "JSON file overriding detector defaults, as for 'vigil detect --config'")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vigil eval [--corpus DIR] [flags]\n\nScores every file of a labelled corpus with the detectors of 'vigil detect' and reports\nevent-level precision, recall and F1, false positives on clean files, recall per fault kind\nand NAB-style scores. The corpus-shaping flags apply only when --corpus is omitted.\n\nflags:")
 		fs.PrintDefaults()
@@ -49,6 +50,12 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		*dir = tmp
 	}
+	dopts := detect.DefaultCSVOptions()
+	if *config != "" {
+		if err := loadDetectConfig(*config, &dopts); err != nil {
+			return err
+		}
+	}
 	labels, err := eval.LoadLabels(*dir)
 	if err != nil {
 		return err
@@ -57,7 +64,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	scorer := func(ctx context.Context, in io.Reader, out io.Writer) error {
-		_, err := detect.ScoreCSV(ctx, in, out, detect.DefaultCSVOptions())
+		_, err := detect.ScoreCSV(ctx, in, out, dopts)
 		return err
 	}
 	report, err := eval.Run(ctx, *dir, labels, scorer, opts, func(i, n int, r eval.FileResult) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/vigil-iot/vigil/internal/appdb"
@@ -38,6 +39,11 @@ type configSet struct {
 	// models holds the model names with an active version when
 	// Options.Models lists them (ModelNamer); nil: ask for every series.
 	models map[string]bool
+	// gen is the generation of the configurations: it grows when a
+	// refresh reads configurations (ensemble or device) that differ from
+	// the previous ones, and only then (not for models). A device whose
+	// detectors were reconciled at gen needs no re-resolution.
+	gen uint64
 }
 
 // ModelNamer is implemented by a Models source that lists the names of
@@ -62,7 +68,9 @@ type configCache struct {
 // RefreshConfigs re-reads the detector configurations (appdb.DetectorConfig)
 // from the application database, and the names of the active models when
 // Options.Models is a ModelNamer. Run does it every ConfigRefresh; a
-// failure keeps what was read before.
+// failure keeps what was read before. When the configurations changed, the
+// detectors of every device in memory are reconciled with them (see
+// reconcile) before the device's next batch or silence check.
 func (e *Engine) RefreshConfigs(ctx context.Context) error {
 	var all []appdb.DetectorConfig
 	f := appdb.DetectorConfigFilter{Page: appdb.Page{Limit: appdb.MaxLimit}}
@@ -107,6 +115,13 @@ func (e *Engine) RefreshConfigs(ctx context.Context) error {
 			set.ensemble = append(set.ensemble, dc)
 		case DetectorDevice:
 			set.device = append(set.device, dc)
+		}
+	}
+	set.gen = 1
+	if old := e.cfgs.set; old != nil {
+		set.gen = old.gen
+		if !reflect.DeepEqual(old.ensemble, set.ensemble) || !reflect.DeepEqual(old.device, set.device) {
+			set.gen++
 		}
 	}
 	e.cfgs.set = set

@@ -176,8 +176,7 @@ func TestDetectorConfigs(t *testing.T) {
 }
 
 // TestDetectorConfigRefresh: a configuration created while the engine runs
-// applies to the detectors made after RefreshConfigs; running detectors
-// keep theirs.
+// applies after RefreshConfigs, to new series and running ones alike.
 func TestDetectorConfigRefresh(t *testing.T) {
 	e := newEnv(t)
 	en := e.engine(t, nil)
@@ -200,11 +199,12 @@ func TestDetectorConfigRefresh(t *testing.T) {
 	if err := en.RefreshConfigs(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// The running detectors of d1/temp and d3/temp go on; the new series
-	// d1/hum, covered by the disabling config, is not scored.
+	// The running detector of d1/temp stops (its device's config disables
+	// it), d3/temp goes on; the new series d1/hum, covered by the
+	// disabling config, is not scored.
 	d1hum := signal{"d1", "hum", 50, nil}.points(4)
 	e.feed(t, en, append(append(a[50:], c[50:]...), d1hum...))
-	if got := en.Stats().Scored; got != 250 {
-		t.Errorf("after refresh: scored %d, want 250 (running d1 and d3 go on, the new series d1/hum is off)", got)
+	if got := en.Stats().Scored; got != 200 {
+		t.Errorf("after refresh: scored %d, want 200 (d1 off, d3 goes on, the new series d1/hum is off)", got)
 	}
 }

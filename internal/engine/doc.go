@@ -100,12 +100,43 @@
 // configurations, and the names of the active models when Options.Models
 // lists them (ModelNamer: the registry is then asked only for series and
 // devices that have a model), are read at the start of Run and every
-// ConfigRefresh (RefreshConfigs): a promotion reaches new series within
-// ConfigRefresh. A change applies to detectors made afterwards: new
-// series, and disabled series of a device loaded again (after eviction or
-// a restart). Running detectors, and checkpointed ones when they are
-// restored, keep their configuration (recorded in the checkpoint) and model
-// version: delete a series' checkpoint to re-create it.
+// ConfigRefresh (RefreshConfigs; default 30s): a promotion reaches new
+// series within ConfigRefresh.
+//
+// # Configuration changes
+//
+// A created, updated or deleted detector configuration takes effect at the
+// first refresh after it (within ConfigRefresh under Run), for new series
+// and running detectors alike. A refresh that reads different
+// configurations than the previous one bumps a generation; each device in
+// memory is re-resolved against the configurations once per generation,
+// before its next batch or silence check (so a device that sends nothing
+// is still reconciled within SilenceCheck), and a device loaded from its
+// checkpoints (at start, or after eviction) is resolved against the
+// current configurations before its catch-up: a checkpoint never keeps a
+// detector the configurations have turned off. Model promotions alone do
+// not re-resolve running detectors. Per series (the device detector
+// likewise, with DetectorDevice configurations), from the next reading on:
+//
+//   - now disabled: the detector is dropped and the series' readings are
+//     stored but not scored. An open event closes as CloseAfter clean
+//     readings would close it: End its last hot reading, a close
+//     announced (a muted episode just ends); an open series-level no-data
+//     event closes at the engine clock, the device-level one too when no
+//     enabled series of the device is left. The checkpoint is deleted at
+//     the device's next checkpoint (after those events are recorded; a
+//     crash before it restores it and closes the same events again, with
+//     the same IDs). A device detector keeps a disabled series as a
+//     sensor, with its readings missing from its rows;
+//   - enabled again: a new detector, as for a new series (the active
+//     model's, else cold with the configuration's params);
+//   - params changed, the detector not started from a model: a new
+//     detector likewise; the event tracker, the silence state and the time
+//     of the last scored reading carry over, so an open event goes on
+//     (closing after CloseAfter clean readings of the new detector, which
+//     scores nothing while it warms up) and redeliveries stay late. The
+//     new detector's state replaces the checkpoint. A detector started
+//     from a model keeps running: params do not apply to it.
 //
 // # Checkpoints and restart
 //

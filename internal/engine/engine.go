@@ -192,6 +192,13 @@ type deviceState struct {
 	dev      *devState // nil until the device has two series
 	devOff   bool      // device detection disabled by a detector configuration
 	lastUsed atomic.Int64
+	// gen is the configuration generation (configSet.gen) d's detectors
+	// were last reconciled with; 0: never.
+	gen uint64
+	// retired holds the checkpoint keys of detectors a configuration
+	// turned off: deleted at d's next checkpoint, after the events that
+	// closed with them are recorded.
+	retired map[string]bool
 }
 
 type seriesState struct {
@@ -570,6 +577,9 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 		at[a.ID] = len(evs)
 		evs = append(evs, event{anomaly: a, actions: acts})
 	}
+	if err := e.reconcile(ctx, d, add); err != nil {
+		return nil, err
+	}
 	var vals []float64
 	now := telemetry.Millis(e.now())
 	for i := 0; i < len(items); {
@@ -650,6 +660,9 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 		}
 		valid := false
 		for _, it := range group {
+			if s := d.series[it.key]; s == nil || s.ens == nil {
+				continue // detection of the series off since the detector was made
+			}
 			if x, ok := d.dev.index[it.key]; ok {
 				vals[x] = it.p.Value
 				valid = true
@@ -680,11 +693,16 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 // (Options.Models), with the model's configuration; else a cold detector
 // with the configuration's parameters (or Config.Ensemble).
 func (e *Engine) newSeries(ctx context.Context, device, key string, series telemetry.Series) (*seriesState, error) {
-	s := &seriesState{series: series, scored: math.MinInt64}
 	set, err := e.configs(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return e.newSeriesIn(ctx, set, device, key, series)
+}
+
+// newSeriesIn is newSeries under the configurations set.
+func (e *Engine) newSeriesIn(ctx context.Context, set *configSet, device, key string, series telemetry.Series) (*seriesState, error) {
+	s := &seriesState{series: series, scored: math.MinInt64}
 	cfg := e.cfg.Ensemble
 	if c, ok := resolve(set.ensemble, device, &series, key); ok {
 		if !c.enabled {
@@ -724,6 +742,15 @@ func (s *seriesState) setConfig(cfg detect.Config, ec Config) {
 	}
 }
 
+// config returns the configuration of s's ensemble under the engine
+// configuration ec.
+func (s *seriesState) config(ec Config) detect.Config {
+	if s.cfg != nil {
+		return *s.cfg
+	}
+	return ec.Ensemble
+}
+
 // newDevice makes d's device detector once d has two scored series:
 // none when the most specific detector configuration covering the device
 // disables it; else the detector of the device's active model; else a
@@ -742,6 +769,12 @@ func (e *Engine) newDevice(ctx context.Context, d *deviceState) error {
 	if err != nil {
 		return err
 	}
+	return e.newDeviceIn(ctx, set, d, sensors)
+}
+
+// newDeviceIn is newDevice under the configurations set, over the enabled
+// series sensors (two or more).
+func (e *Engine) newDeviceIn(ctx context.Context, set *configSet, d *deviceState, sensors []string) error {
 	cfg := e.cfg.Device
 	if c, ok := resolve(set.device, d.id, nil, ""); ok {
 		if !c.enabled {
@@ -859,6 +892,15 @@ func (e *Engine) load(ctx context.Context, d *deviceState) error {
 		f.Cursor = next
 	}
 	d.loaded = true
+	// The configurations may have changed since the checkpoints: a
+	// detector they turn off is not restored, nor scored by catch-up.
+	evs, err := e.reconcileEvents(ctx, d)
+	if err == nil {
+		err = e.record(ctx, evs)
+	}
+	if err != nil {
+		return fmt.Errorf("load device %q: %w", d.id, err)
+	}
 	if from == math.MaxInt64 {
 		return nil // a new device: nothing to catch up on
 	}
@@ -1060,10 +1102,15 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 		}
 		cps = append(cps, appdb.Checkpoint{Key: prefix, ScoredThrough: telemetry.FromMillis(d.dev.scored), State: st})
 	}
-	if len(cps) == 0 {
+	if len(cps) == 0 && len(d.retired) == 0 {
 		return nil
 	}
 	err := e.db.InTx(ctx, func(tx appdb.Tx) error {
+		for key := range d.retired {
+			if err := tx.Checkpoints().Delete(ctx, key); err != nil && !errors.Is(err, appdb.ErrNotFound) {
+				return err
+			}
+		}
 		for _, cp := range cps {
 			if _, err := tx.Checkpoints().Put(ctx, cp); err != nil {
 				return err
@@ -1072,8 +1119,9 @@ func (e *Engine) checkpoint(ctx context.Context, d *deviceState) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("checkpoint device %q (%d keys): %w", d.id, len(cps), err)
+		return fmt.Errorf("checkpoint device %q (%d keys, %d deleted): %w", d.id, len(cps), len(d.retired), err)
 	}
+	d.retired = nil
 	for _, s := range d.series {
 		s.dirty = false
 	}

@@ -127,7 +127,12 @@ func (e *Engine) CheckSilence(ctx context.Context) error {
 	for _, d := range e.snapshotDevices() {
 		d.mu.Lock()
 		if !d.gone && d.loaded {
-			evs, err := e.checkDevice(ctx, d, now)
+			evs, err := e.reconcileEvents(ctx, d)
+			if err == nil {
+				var more []event
+				more, err = e.checkDevice(ctx, d, now)
+				evs = append(evs, more...)
+			}
 			if err == nil {
 				err = e.record(ctx, evs)
 			}
