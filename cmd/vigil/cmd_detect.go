@@ -29,7 +29,7 @@ type detectOverrides struct {
 func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("detect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	input := fs.String("input", "", "input CSV: timestamp column, then one or more numeric columns (required; - for stdin)")
+	input := fs.String("input", "", "input CSV: timestamp column, then one or more numeric columns; label columns (label, anomaly, changepoint) are copied, not scored (required; - for stdin)")
 	output := fs.String("output", "", "output CSV (default stdout)")
 	config := fs.String("config", "", `JSON file overriding detector defaults: {"series": {...}, "device": {...}, "device_only": false, "hold_device_alarms": true}`)
 	quiet := fs.Bool("quiet", false, "do not print progress to stderr")

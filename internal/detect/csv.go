@@ -57,7 +57,8 @@ func DefaultCSVOptions() CSVOptions {
 type CSVStats struct {
 	Rows      int64    // data rows scored
 	Anomalies int64    // rows with is_anomaly = 1
-	Columns   []string // value column names
+	Columns   []string // value column names (scored)
+	Labels    []string // label columns, passed through unscored
 	Missing   int64    // blank or NaN cells
 }
 
@@ -79,6 +80,9 @@ const maxCSVColumns = maxSensors
 // any of them says so. Rows are scored one by one in file order, exactly as
 // the live engine would see them. Blank, "NaN", "NA" and "null" cells are
 // missing readings. The delimiter is ',' unless the header has ';' and no ','.
+// Columns named label, labels, anomaly, changepoint, is_pa or ground_truth
+// (any case) are ground truth: copied to the output, never scored; columns
+// named anomaly_score or is_anomaly (an earlier run's output) are replaced.
 func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions) (CSVStats, error) {
 	var stats CSVStats
 	if err := errors.Join(opts.Config.Validate(), opts.Device.Validate()); err != nil {
@@ -118,13 +122,37 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 	if len(header[0]) >= 3 && header[0][:3] == "\xef\xbb\xbf" {
 		header[0] = header[0][3:] // UTF-8 byte order mark
 	}
-	k := len(header) - 1
-	stats.Columns = append([]string(nil), header[1:]...)
+	// Value columns are scored; label columns are passed through unscored
+	// (a sensor must never see the answer), and an earlier run's
+	// anomaly_score and is_anomaly are replaced by this run's.
+	var cols []int // indexes of the scored columns in a record
+	keep := make([]bool, len(header))
+	keep[0] = true
+	for i := 1; i < len(header); i++ {
+		switch labelColumn(header[i]) {
+		case colValue:
+			cols = append(cols, i)
+			keep[i] = true
+			stats.Columns = append(stats.Columns, header[i])
+		case colLabel:
+			keep[i] = true
+			stats.Labels = append(stats.Labels, header[i])
+		}
+	}
+	if len(cols) == 0 {
+		return stats, fmt.Errorf("score csv: line 1: %w: no value column: %q are label or score columns, which are not scored", ErrBadCSV, header[1:])
+	}
+	k := len(cols)
 
 	w := csv.NewWriter(out)
 	w.Comma = delim
 	outRec := make([]string, 0, len(header)+2)
-	outRec = append(append(outRec, header...), "anomaly_score", "is_anomaly")
+	for i, h := range header {
+		if keep[i] {
+			outRec = append(outRec, h)
+		}
+	}
+	outRec = append(outRec, "anomaly_score", "is_anomaly")
 	if err := w.Write(outRec); err != nil {
 		return stats, fmt.Errorf("score csv: write header: %w", err)
 	}
@@ -170,10 +198,10 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		if err != nil {
 			return stats, fmt.Errorf("score csv: line %d, column %q: %w: %w", line, header[0], ErrBadCSV, err)
 		}
-		for i := range k {
-			v, missing, err := parseValue(rec[i+1])
+		for i, c := range cols {
+			v, missing, err := parseValue(rec[c])
 			if err != nil {
-				return stats, fmt.Errorf("score csv: line %d, column %q: %w: %w", line, header[i+1], ErrBadCSV, err)
+				return stats, fmt.Errorf("score csv: line %d, column %q: %w: %w", line, header[c], ErrBadCSV, err)
 			}
 			if missing {
 				stats.Missing++
@@ -209,7 +237,12 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 			stats.Anomalies++
 		}
 
-		outRec = append(outRec[:0], rec...)
+		outRec = outRec[:0]
+		for i, f := range rec {
+			if keep[i] {
+				outRec = append(outRec, f)
+			}
+		}
 		flag := "0"
 		if anomaly {
 			flag = "1"
@@ -240,6 +273,26 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		opts.Progress(stats.Rows, cr.n, opts.Size)
 	}
 	return stats, nil
+}
+
+// Kinds of input column.
+const (
+	colValue = iota // a sensor: scored
+	colLabel        // a ground-truth label: passed through, not scored
+	colScore        // an earlier run's output: dropped, replaced
+)
+
+// labelColumn classifies a header name. Benchmark files carry their labels
+// next to the readings (NAB's label, SKAB's anomaly and changepoint); a
+// detector that scored them would be reading the answer.
+func labelColumn(name string) int {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "label", "labels", "anomaly", "changepoint", "is_pa", "ground_truth":
+		return colLabel
+	case "anomaly_score", "is_anomaly":
+		return colScore
+	}
+	return colValue
 }
 
 type countingReader struct {

@@ -298,3 +298,45 @@ func TestScoreCSVHoldsDeviceRegions(t *testing.T) {
 		t.Errorf("sparse alarms: mean point F1 %.3f, want well under the held %.3f", sparse, held)
 	}
 }
+
+// A benchmark file carries its labels next to the readings: they are copied
+// through, never scored, and an earlier run's score columns are replaced.
+func TestScoreCSVLabelColumnsPassThrough(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var plain, labelled strings.Builder
+	plain.WriteString("timestamp,temp\n")
+	labelled.WriteString("timestamp,temp,Anomaly,changepoint,anomaly_score,is_anomaly\n")
+	for i := range 2000 {
+		tm = tm.Add(time.Minute)
+		v := fmt.Sprintf("%.3f", 20+rng.NormFloat64())
+		// The labels mark rows 1000-1099 anomalous although the readings
+		// are clean: scoring them would flag that region.
+		lab := "0"
+		if i >= 1000 && i < 1100 {
+			lab = "1"
+		}
+		fmt.Fprintf(&plain, "%s,%s\n", tm.Format(time.RFC3339), v)
+		fmt.Fprintf(&labelled, "%s,%s,%s,%s,0.9,1\n", tm.Format(time.RFC3339), v, lab, lab)
+	}
+	want, _ := scoreString(t, plain.String(), DefaultCSVOptions())
+	got, st := scoreString(t, labelled.String(), DefaultCSVOptions())
+	if h := strings.Join(got[0], ","); h != "timestamp,temp,Anomaly,changepoint,anomaly_score,is_anomaly" {
+		t.Fatalf("header %q: want the labels kept and one pair of score columns", h)
+	}
+	if strings.Join(st.Columns, ",") != "temp" || strings.Join(st.Labels, ",") != "Anomaly,changepoint" {
+		t.Fatalf("columns %v labels %v, want [temp] and [Anomaly changepoint]", st.Columns, st.Labels)
+	}
+	for i := 1; i < len(got); i++ {
+		g, w := got[i], want[i]
+		if g[0] != w[0] || g[1] != w[1] || g[4] != w[2] || g[5] != w[3] {
+			t.Fatalf("row %d: %v, want the scores of the unlabelled file %v", i, g, w)
+		}
+	}
+
+	var out bytes.Buffer
+	_, err := ScoreCSV(t.Context(), strings.NewReader("timestamp,label\n2026-01-01T00:00:00Z,0\n"), &out, DefaultCSVOptions())
+	if !errors.Is(err, ErrBadCSV) || !strings.Contains(err.Error(), "no value column") {
+		t.Fatalf("only a label column: err %v, want ErrBadCSV naming the missing value column", err)
+	}
+}
