@@ -158,6 +158,35 @@
 // in the last CheckpointInterval before a crash) restarts from its next
 // reading.
 //
+// # Device registry
+//
+// The engine keeps the device registry (appdb.Device) current for every
+// device that sends data: for each device it notes the times of the
+// readings it handles (every finite reading of a valid series, scored or
+// not: late readings and series with detection off count too, so do the
+// readings scored by catch-up) and, at every checkpoint (Flush: every
+// CheckpointInterval, and when Run returns), writes for each device that
+// got readings since its last registry write:
+//
+//   - FirstSeen and LastSeen, with appdb.DeviceRepository.Seen (which
+//     creates the device when missing and only widens the range), called
+//     with the earliest reading time when it is before the stored first
+//     seen (or the stored entry is not known yet) and with the latest
+//     when it is after the stored last seen;
+//   - ReportInterval, the device's learned reporting interval: the median
+//     of the learned intervals (detect.Ensemble.Interval) of its series
+//     with detection on (the lower middle one for an even count), so that
+//     one odd series does not set it. It is written only when it differs
+//     by more than 10% from the stored one (or none is stored), by Get,
+//     then Update, retried once on a version conflict.
+//
+// Only these fields are written: Name and Labels set by users are kept. A
+// device that got no reading since its last write is not written at all.
+// The writes are made without holding the device, so scoring goes on
+// meanwhile; a failed write is logged and retried at the next checkpoint,
+// and never fails scoring or Flush. A device evicted or dropped before its
+// registry write keeps its unwritten times for the next checkpoint.
+//
 // # Checkpoint format
 //
 // Keys are "det:" + len(device) + ":" + device + ":" + series key (empty for

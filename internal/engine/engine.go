@@ -175,7 +175,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	devices  map[string]*deviceState
-	decoders sync.Pool // of *decoder
+	orphans  map[string]seen // registry state of dropped devices, not yet written
+	decoders sync.Pool       // of *decoder
 
 	handler bus.Handler // Handle wrapped in Options.Middleware
 
@@ -199,6 +200,10 @@ type deviceState struct {
 	// turned off: deleted at d's next checkpoint, after the events that
 	// closed with them are recorded.
 	retired map[string]bool
+	// seen is what d learned for the device registry since its last
+	// registry write; stored what is known of its registry entry.
+	seen   seen
+	stored stored
 }
 
 type seriesState struct {
@@ -455,6 +460,10 @@ func (e *Engine) lockDevice(ctx context.Context, id string) (*deviceState, error
 		if d == nil {
 			d = &deviceState{id: id, series: map[string]*seriesState{}}
 			e.devices[id] = d
+			if o, ok := e.orphans[id]; ok {
+				d.seen = o
+				delete(e.orphans, id)
+			}
 		}
 		e.mu.Unlock()
 		d.mu.Lock()
@@ -523,13 +532,23 @@ func (e *Engine) record(ctx context.Context, evs []event) error {
 	return nil
 }
 
-// drop forgets d without checkpointing it. The caller holds d.mu.
+// drop forgets d without checkpointing it; what it learned for the device
+// registry is kept for the next Flush. The caller holds d.mu.
 func (e *Engine) drop(d *deviceState) {
 	d.gone = true
 	e.nseries.Add(-int64(len(d.series)))
+	var s seen
+	if d.seen.ok {
+		s = d.seen
+		s.interval = reportInterval(d)
+		d.seen = seen{}
+	}
 	e.mu.Lock()
 	if e.devices[d.id] == d {
 		delete(e.devices, d.id)
+	}
+	if s.ok {
+		e.keepOrphan(d.id, s)
 	}
 	e.mu.Unlock()
 }
@@ -614,6 +633,7 @@ func (e *Engine) score(ctx context.Context, d *deviceState, pts *keyed) ([]event
 				d.series[it.key] = s
 				e.nseries.Add(1)
 			}
+			d.seen.add(t)
 			if s.ens == nil {
 				continue // detection off for the series
 			}
@@ -1039,10 +1059,15 @@ func (e *Engine) Resume(ctx context.Context) error {
 	return nil
 }
 
-// Flush checkpoints the changed state of every device in memory.
+// Flush checkpoints the changed state of every device in memory, then
+// writes the device registry entries of the devices that got readings
+// since their last registry write (also of devices dropped since). A
+// registry write that fails is logged and retried at the next Flush; it
+// is not part of the returned error.
 func (e *Engine) Flush(ctx context.Context) error {
 	var errs []error
-	for _, d := range e.snapshotDevices() {
+	ds := e.snapshotDevices()
+	for _, d := range ds {
 		d.mu.Lock()
 		if !d.gone && d.loaded {
 			if err := e.checkpoint(ctx, d); err != nil {
@@ -1051,6 +1076,10 @@ func (e *Engine) Flush(ctx context.Context) error {
 		}
 		d.mu.Unlock()
 	}
+	for _, d := range ds {
+		e.flushRegistry(ctx, d)
+	}
+	e.flushOrphans(ctx)
 	return errors.Join(errs...)
 }
 

@@ -268,6 +268,15 @@ func TestRunOverBus(t *testing.T) {
 	if len(got) != 1 || got[0].Device != "d1" || got[0].Ongoing() {
 		t.Errorf("got events %+v, want one closed event of d1", got)
 	}
+	// Run keeps the device registry: both runs' readings, the learned interval.
+	first, last := telemetry.FromMillis(t0), telemetry.FromMillis(t0+1199*1000)
+	for _, id := range []string{"d1", "d2"} {
+		d := e.device(t, id)
+		if !d.FirstSeen.Equal(first) || !d.LastSeen.Equal(last) || !near(d.ReportInterval, time.Second) {
+			t.Errorf("device %s registered as seen [%v, %v] every %v, want [%v, %v] every 1s",
+				id, d.FirstSeen, d.LastSeen, d.ReportInterval, first, last)
+		}
+	}
 }
 
 // TestRecordFailureReplays: when recording a batch's events fails, the
