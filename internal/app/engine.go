@@ -77,8 +77,9 @@ func (a *App) SharedModels() (*models.Registry, error) {
 }
 
 // Relay builds the outbox relay: anomaly notifications to the configured
-// webhook (none when WebhookURL is empty).
-func (a *App) Relay() (*notify.Relay, error) {
+// webhook (none when WebhookURL is empty) and, when pub is not nil, to the
+// MQTT topic MQTTNotifyTopic through pub (see notifyPublisher).
+func (a *App) Relay(pub notify.MQTTPublisher) (*notify.Relay, error) {
 	opts := notify.Options{
 		WebhookTopic: engine.TopicAnomalies,
 		Logger:       a.opts.Logger.With("component", "notify"),
@@ -88,17 +89,24 @@ func (a *App) Relay() (*notify.Relay, error) {
 	if a.cfg.WebhookURL != "" {
 		opts.Webhook = &notify.Webhook{URL: a.cfg.WebhookURL, Secret: []byte(a.cfg.WebhookKey)}
 	}
+	if pub != nil {
+		opts.MQTT = &notify.MQTT{Publisher: pub, Topic: a.cfg.MQTTNotifyTopic}
+	}
 	// The in-process bus keeps messages of a topic nobody consumes until it
 	// is full and then blocks, so the relay publishes to the bus only when
 	// a consumer of "anomalies" exists; none does yet.
 	return notify.NewRelay(a.DB.Outbox(), opts)
 }
 
-// addDetection adds the detection engine (when on) and the outbox relay
-// to g. It declares the engine's consumer group first, so that no write
+// addDetection adds the detection engine (when on), the outbox relay and
+// its MQTT publisher (when configured) to g. It declares the engine's consumer group first, so that no write
 // accepted from now on is missed.
 func (a *App) addDetection(ctx context.Context, g *run.Group) error {
-	relay, err := a.Relay()
+	pub, err := a.notifyPublisher(ctx, g)
+	if err != nil {
+		return err
+	}
+	relay, err := a.Relay(pub)
 	if err != nil {
 		return err
 	}

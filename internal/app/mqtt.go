@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-iot/vigil/internal/ingest"
 	"github.com/vigil-iot/vigil/internal/mqttingest"
+	"github.com/vigil-iot/vigil/internal/notify"
 	"github.com/vigil-iot/vigil/internal/telemetry"
 )
 
@@ -47,4 +48,29 @@ func (a *App) addMQTT(ctx context.Context, g *run.Group, in *ingest.Ingester) er
 		g.Add(func() error { return br.Run(bctx, ln) }, func(error) { cancel() })
 	}
 	return nil
+}
+
+// notifyPublisher returns the MQTT publisher of anomaly notifications and
+// adds it to g, or returns nil when MQTTNotifyTopic is empty. It publishes
+// to the external broker of MQTTBroker as client MQTTClientID + "-notify"
+// (Validate requires MQTTBroker then): the embedded broker does not relay
+// messages to subscribers.
+func (a *App) notifyPublisher(ctx context.Context, g *run.Group) (notify.MQTTPublisher, error) {
+	if a.cfg.MQTTNotifyTopic == "" {
+		return nil, nil
+	}
+	if a.cfg.MQTTBroker == "" {
+		return nil, fmt.Errorf("mqtt_notify_topic %q: no mqtt_broker to publish to", a.cfg.MQTTNotifyTopic)
+	}
+	pub, err := mqttingest.NewPublisher(mqttingest.PublisherOptions{
+		BrokerURL: a.cfg.MQTTBroker,
+		ClientID:  a.cfg.MQTTClientID + "-notify",
+		Logger:    a.opts.Logger.With("component", "notify", "topic", a.cfg.MQTTNotifyTopic),
+	})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { return pub.Run(pctx) }, func(error) { cancel() })
+	return pub, nil
 }

@@ -49,6 +49,11 @@ type Config struct {
 	MQTTTopic string `json:"mqtt_topic"`
 	// MQTTClientID is Vigil's session name at the external broker.
 	MQTTClientID string `json:"mqtt_client_id"`
+	// MQTTNotifyTopic, when set, is the topic template, with one {device}
+	// level, on which every anomaly notification is published (QoS 1, the
+	// webhook's JSON) to the external broker of MQTTBroker, by the client
+	// MQTTClientID + "-notify".
+	MQTTNotifyTopic string `json:"mqtt_notify_topic"`
 
 	// Detection is "on" (score every stored reading and record anomaly
 	// events) or "off".
@@ -180,6 +185,7 @@ func settings() []setting {
 		{"mqtt-listen", "run the embedded MQTT broker on this address, e.g. :1883 (empty: off)", func(c *Config) any { return &c.MQTTListen }},
 		{"mqtt-topic", "MQTT topic template with one {device} level", func(c *Config) any { return &c.MQTTTopic }},
 		{"mqtt-client-id", "client ID of Vigil's persistent session at the external broker", func(c *Config) any { return &c.MQTTClientID }},
+		{"mqtt-notify-topic", "publish anomaly notifications on this MQTT topic template with one {device} level, e.g. vigil/anomalies/{device} (empty: off)", func(c *Config) any { return &c.MQTTNotifyTopic }},
 		{"detection", "score every stored reading and record anomaly events: on or off", func(c *Config) any { return &c.Detection }},
 		{"webhook-url", "POST anomaly notifications to this URL (empty: off)", func(c *Config) any { return &c.WebhookURL }},
 		{"webhook-key", "shared secret keying the HMAC-SHA256 X-Vigil-Signature of webhook requests", func(c *Config) any { return &c.WebhookKey }},
@@ -187,6 +193,52 @@ func settings() []setting {
 		{"train-window", "history read by scheduled training", func(c *Config) any { return &c.TrainWindow }},
 		{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	}
+}
+
+// validateNotifyTopic checks MQTTNotifyTopic: a topic to publish on (no
+// wildcard) with one {device} level, a broker to publish to, and no
+// overlap with the telemetry topic (Vigil would ingest its own
+// notifications; a device named like a literal level of mqtt_topic is not
+// caught).
+func (c Config) validateNotifyTopic() []error {
+	if c.MQTTNotifyTopic == "" {
+		return nil
+	}
+	var errs []error
+	levels := strings.Split(c.MQTTNotifyTopic, "/")
+	devices := 0
+	for _, l := range levels {
+		switch {
+		case l == "{device}":
+			devices++
+		case strings.ContainsAny(l, "+#{}"):
+			errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: level %q: only literal levels and one {device} are allowed (no wildcards), e.g. vigil/anomalies/{device}", c.MQTTNotifyTopic, l))
+		}
+	}
+	if devices != 1 {
+		errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q needs exactly one {device} level, e.g. vigil/anomalies/{device}", c.MQTTNotifyTopic))
+	}
+	if c.MQTTBroker == "" {
+		if c.MQTTListen != "" {
+			errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: notifications are published to the external broker of mqtt_broker, which is not set (the embedded broker of mqtt_listen does not relay messages to subscribers)", c.MQTTNotifyTopic))
+		} else {
+			errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: no MQTT broker to publish to; set mqtt_broker", c.MQTTNotifyTopic))
+		}
+	}
+	if c.MQTTBroker != "" || c.MQTTListen != "" {
+		if ingest := strings.Split(c.MQTTTopic, "/"); len(ingest) == len(levels) {
+			overlap := true
+			for i, l := range ingest {
+				if l != levels[i] && l != "+" && l != "{device}" {
+					overlap = false
+				}
+			}
+			if overlap {
+				errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q overlaps mqtt_topic %q: Vigil would ingest its own notifications as telemetry", c.MQTTNotifyTopic, c.MQTTTopic))
+			}
+		}
+	}
+	return errs
 }
 
 // EnvName returns the environment variable of a flag name.
@@ -345,6 +397,7 @@ func (c Config) Validate() error {
 	if (c.MQTTBroker != "" || c.MQTTListen != "") && !strings.Contains(c.MQTTTopic, "{device}") {
 		errs = append(errs, fmt.Errorf("mqtt_topic: %q needs a {device} level, e.g. vigil/{device}/telemetry", c.MQTTTopic))
 	}
+	errs = append(errs, c.validateNotifyTopic()...)
 	if c.Detection != "on" && c.Detection != "off" {
 		errs = append(errs, fmt.Errorf("detection: %q is neither on nor off", c.Detection))
 	}

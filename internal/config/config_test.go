@@ -118,3 +118,65 @@ func TestPathAndRedact(t *testing.T) {
 		t.Errorf("Config.String leaked the password:\n%s", c)
 	}
 }
+
+func TestMQTTNotifyTopic(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "vigil.json")
+	if err := os.WriteFile(file, []byte(`{"mqtt_broker":"tcp://127.0.0.1:1883","mqtt_notify_topic":"file/{device}"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("file env flag", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			args []string
+			env  map[string]string
+			want string
+		}{
+			{"file", []string{"-config", file}, nil, "file/{device}"},
+			{"env", []string{"-config", file}, map[string]string{"VIGIL_MQTT_NOTIFY_TOPIC": "env/{device}"}, "env/{device}"},
+			{"flag", []string{"-config", file, "-mqtt-notify-topic", "flag/{device}"}, map[string]string{"VIGIL_MQTT_NOTIFY_TOPIC": "env/{device}"}, "flag/{device}"},
+		} {
+			got, err := load(t, c.args, c.env)
+			if err != nil {
+				t.Fatalf("%s: Load: %v", c.name, err)
+			}
+			if got.MQTTNotifyTopic != c.want {
+				t.Errorf("%s: mqtt_notify_topic = %q, want %q", c.name, got.MQTTNotifyTopic, c.want)
+			}
+		}
+	})
+	const broker = "tcp://127.0.0.1:1883"
+	for _, c := range []struct {
+		name, broker, listen, topic string
+		want                        []string // substrings of the error; none: valid
+	}{
+		{"off", "", "", "", nil},
+		{"external broker", broker, "", "vigil/anomalies/{device}", nil},
+		{"both brokers", broker, ":1883", "vigil/anomalies/{device}", nil},
+		{"no device level", broker, "", "vigil/anomalies", []string{"exactly one {device}"}},
+		{"two device levels", broker, "", "{device}/a/{device}", []string{"exactly one {device}"}},
+		{"wildcard", broker, "", "vigil/+/{device}/#", []string{`level "+"`, `level "#"`}},
+		{"no broker", "", "", "vigil/anomalies/{device}", []string{"set mqtt_broker"}},
+		{"embedded broker only", "", ":1883", "vigil/anomalies/{device}", []string{"mqtt_broker, which is not set"}},
+		{"overlaps telemetry", broker, "", "vigil/{device}/telemetry", []string{"overlaps mqtt_topic"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.MQTTBroker, cfg.MQTTListen, cfg.MQTTNotifyTopic = c.broker, c.listen, c.topic
+			err := cfg.Validate()
+			if len(c.want) == 0 {
+				if err != nil {
+					t.Errorf("Validate(%q) = %v, want nil", c.topic, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate(%q) = nil, want an error mentioning %q", c.topic, c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate(%q) = %q, want it to mention %q", c.topic, err, w)
+				}
+			}
+		})
+	}
+}

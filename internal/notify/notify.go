@@ -1,11 +1,20 @@
 // Package notify delivers the transactional outbox: a Relay claims due
-// outbox messages, delivers anomaly notifications to a webhook (and, when
-// configured, publishes every message to the bus), marks them delivered,
-// and reschedules failures with exponential backoff.
+// outbox messages, delivers anomaly notifications to a webhook and/or
+// publishes them on an MQTT topic per device (and, when configured,
+// publishes every message to the bus), marks them delivered, and
+// reschedules failures with exponential backoff.
 //
 // Delivery is at least once: a crash between delivery and marking re-sends
 // the message. Each request carries the message's deterministic ID in
-// X-Vigil-Event-Id, so receivers deduplicate on it.
+// X-Vigil-Event-Id, so receivers deduplicate on it (MQTT subscribers on the
+// "id" field of the payload).
+//
+// A message has one delivered flag for all its sinks: it is marked
+// delivered only once every configured sink (webhook, MQTT, bus) accepted
+// it. A sink that accepted it is not sent it again during the immediate
+// retries of the same claim, but when the message is rescheduled (another
+// sink still failing), the next claim delivers it to every sink again, so
+// a receiver may get a message it had already accepted.
 //
 // # Webhook requests
 //
@@ -21,6 +30,15 @@
 // A 2xx answer is a delivery; anything else (or no answer) is a failure,
 // retried: a few times at once with exponential backoff, then at the
 // message's next due time, later and later (capped), never dropped.
+//
+// # MQTT messages
+//
+// The same payload, published with QoS 1, not retained, on the MQTT topic
+// template with its "{device}" level replaced by the message key (the
+// device; the characters "%", "/", "+" and "#" percent-encoded so that a
+// device is always one topic level). The broker's PUBACK is a delivery;
+// anything else, including a broker that is away, is a failure, retried
+// like a webhook failure.
 package notify
 
 import (
@@ -124,14 +142,52 @@ func (w *Webhook) Deliver(ctx context.Context, m appdb.OutboxMessage, now time.T
 	return err
 }
 
+// MQTTPublisher publishes to an MQTT broker; *mqttingest.Publisher
+// implements it. Publish sends payload on topic with QoS 1, not retained,
+// and returns nil only once the broker acknowledged it; it must be safe
+// for concurrent use and must not keep payload after it returns.
+type MQTTPublisher interface {
+	Publish(ctx context.Context, topic string, payload []byte) error
+}
+
+// MQTT publishes messages on a topic per device.
+type MQTT struct {
+	Publisher MQTTPublisher
+	// Topic is the topic template, with one level "{device}", e.g.
+	// "vigil/anomalies/{device}".
+	Topic string
+}
+
+// deviceLevel escapes the characters that would make a device more or
+// less than one literal topic level.
+var deviceLevel = strings.NewReplacer("%", "%25", "/", "%2F", "+", "%2B", "#", "%23")
+
+// TopicFor returns the topic of the notifications about device.
+func (q *MQTT) TopicFor(device string) string {
+	return strings.Replace(q.Topic, "{device}", deviceLevel.Replace(device), 1)
+}
+
+// Deliver publishes m once on the topic of its key.
+func (q *MQTT) Deliver(ctx context.Context, m appdb.OutboxMessage) error {
+	topic := q.TopicFor(m.Key)
+	if err := q.Publisher.Publish(ctx, topic, m.Payload); err != nil {
+		return fmt.Errorf("mqtt publish message %s to %s: %w", m.ID, topic, err)
+	}
+	return nil
+}
+
 // Options configure a Relay. Zero fields take the defaults in brackets.
 type Options struct {
 	// Webhook receives the messages of WebhookTopic; nil sends none.
 	Webhook *Webhook
-	// WebhookTopic is the topic delivered to the webhook ["anomalies"].
+	// MQTT publishes the messages of WebhookTopic on MQTT; nil publishes
+	// none.
+	MQTT *MQTT
+	// WebhookTopic is the topic delivered to the webhook and MQTT
+	// ["anomalies"].
 	WebhookTopic string
 	// Publisher, when set, receives every message on its topic (ID, Key
-	// and Payload kept) after the webhook accepted it.
+	// and Payload kept).
 	Publisher bus.Publisher
 	// PollInterval is the wait between claims when the outbox is drained
 	// [1s].
@@ -268,7 +324,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 func (r *Relay) relay(ctx context.Context, m appdb.OutboxMessage) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = r.opts.RetryInitial
-	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, r.send(ctx, m) },
+	var done accepted
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, r.send(ctx, m, &done) },
 		backoff.WithBackOff(b), backoff.WithMaxTries(uint(r.opts.Tries)), backoff.WithMaxElapsedTime(r.opts.Lease/2))
 	if err == nil {
 		if err := r.repo.MarkDelivered(ctx, m.ID); err != nil {
@@ -304,16 +361,54 @@ func (r *Relay) rescheduleDelay(attempts int) time.Duration {
 	return d
 }
 
-func (r *Relay) send(ctx context.Context, m appdb.OutboxMessage) error {
-	if r.opts.Webhook != nil && m.Topic == r.opts.WebhookTopic {
+// accepted records the sinks that accepted a message during one claim.
+type accepted struct{ webhook, mqtt, bus bool }
+
+// send delivers m to every sink that has not accepted it yet, each tried
+// even when another fails. The error is permanent (no immediate retry)
+// only when every failure is.
+func (r *Relay) send(ctx context.Context, m appdb.OutboxMessage, done *accepted) error {
+	var errs []error
+	if r.opts.Webhook != nil && m.Topic == r.opts.WebhookTopic && !done.webhook {
 		if err := r.opts.Webhook.Deliver(ctx, m, r.opts.Now()); err != nil {
-			return err
+			errs = append(errs, err)
+		} else {
+			done.webhook = true
 		}
 	}
-	if r.opts.Publisher != nil {
+	if r.opts.MQTT != nil && m.Topic == r.opts.WebhookTopic && !done.mqtt {
+		if err := r.opts.MQTT.Deliver(ctx, m); err != nil {
+			errs = append(errs, err)
+		} else {
+			done.mqtt = true
+		}
+	}
+	if r.opts.Publisher != nil && !done.bus {
 		if err := r.opts.Publisher.Publish(ctx, m.Topic, bus.Message{ID: m.ID, Key: m.Key, Payload: m.Payload}); err != nil {
-			return fmt.Errorf("publish outbox message %s to %s: %w", m.ID, m.Topic, err)
+			errs = append(errs, fmt.Errorf("publish outbox message %s to %s: %w", m.ID, m.Topic, err))
+		} else {
+			done.bus = true
 		}
 	}
-	return nil
+	return joinFailures(errs)
+}
+
+// joinFailures joins errs, permanent only when each of them is.
+func joinFailures(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	permanent := true
+	for i, err := range errs {
+		var p *backoff.PermanentError
+		if errors.As(err, &p) {
+			errs[i] = p.Unwrap()
+		} else {
+			permanent = false
+		}
+	}
+	if permanent {
+		return backoff.Permanent(errors.Join(errs...))
+	}
+	return errors.Join(errs...)
 }
