@@ -19,7 +19,9 @@ type Config struct {
 	// time scale, reporting interval) before it scores. Default 150.
 	Warmup int `json:"warmup"`
 	// Rest is the number of readings after an alarm during which no new alarm
-	// is raised, so a run of anomalous readings becomes one alarm. Default 150.
+	// is raised, so a run of anomalous readings becomes one alarm. It ends
+	// early once the series has been quiet again for Rest/3 readings, so a
+	// second, distinct excursion is a new alarm. Default 150.
 	Rest int `json:"rest"`
 	// LongScale is the memory, in readings, of the slow baseline and its
 	// noise scale. Default 400.

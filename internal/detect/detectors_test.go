@@ -323,3 +323,44 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsembleRestRearms: a run of anomalous readings is one alarm, but a
+// second, distinct excursion after the series has been quiet again for a
+// third of the rest period is a new alarm, even inside the rest period.
+func TestEnsembleRestRearms(t *testing.T) {
+	cfg := DefaultConfig()
+	v := noisy(21, 2000, 10)
+	for i := 1000; i < 1010; i++ { // first dip
+		v[i] -= 20
+	}
+	for i := 1090; i < 1100; i++ { // a second one, 80 readings later
+		v[i] -= 20
+	}
+	for i := 1500; i < 1580; i++ { // one long excursion
+		v[i] -= 20
+	}
+	e := NewEnsemble(cfg)
+	var alarms []int
+	for i, x := range v {
+		if e.Update(t0+int64(i)*step, x).Anomaly {
+			alarms = append(alarms, i)
+		}
+	}
+	in := func(lo, hi int) (n int) {
+		for _, a := range alarms {
+			if a >= lo && a < hi {
+				n++
+			}
+		}
+		return n
+	}
+	if in(1000, 1010) != 1 || in(1090, 1100) != 1 {
+		t.Errorf("alarms %v: want one in each dip (1000..1009, 1090..1099)", alarms)
+	}
+	if n := in(1500, 1580+cfg.Rest); n != 1 {
+		t.Errorf("alarms %v: %d in the long excursion from 1500 and its rest, want 1", alarms, n)
+	}
+	if n := len(alarms) - in(1000, 1010) - in(1090, 1100) - in(1500, 1580+cfg.Rest); n != 0 {
+		t.Errorf("alarms %v: %d outside the dips, want 0", alarms, n)
+	}
+}

@@ -35,7 +35,12 @@
 //     learned, so a shift or a drift stays unfamiliar.
 //     The combined raw score goes through the anomaly likelihood of Ahmad et
 //     al. (2017) with the red filter, and a rest period turns a run of
-//     anomalous readings into one alarm.
+//     anomalous readings into one alarm. The rest period ends early once
+//     the series has been quiet again (raw score under 0.1 and the
+//     smoothed value inside its slow range) for a third of it, so a
+//     second, distinct excursion soon after the first (a traffic jam an
+//     hour after another) is a new alarm, while one long excursion stays
+//     one.
 //   - DeviceDetector scores one device across its sensors (multivariate):
 //     per-sensor standardisation, Holt baselines for trending sensors, a
 //     cross-sensor regression residual, MEWMA and CUSUM per stream with the
@@ -77,7 +82,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 4 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 5 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -88,9 +93,9 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,413 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,422 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 853 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 862 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per

@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 4
+	ensembleVersion = 5
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -30,6 +30,8 @@ const (
 	outlierWeight = 0.25
 	restScale     = 0.5  // factor of the score of a reading in the rest period
 	famFull       = 0.25 // share of Warmup readings in a value bin that makes it fully familiar
+	quietRaw      = 0.1  // raw score under which a reading is quiet
+	quietFrac     = 3    // a rest period ends early after Rest/quietFrac quiet readings
 )
 
 // fastAlphas are the candidate weights of the one-step predictor; the warm-up
@@ -94,6 +96,8 @@ type Ensemble struct {
 	gapReported bool
 
 	sinceAlarm int64
+	quiet      int64 // consecutive readings with a raw score under quietRaw
+	rearmed    bool  // the rest period ended early: the series was quiet again
 	lik        likelihood
 
 	daily  []bucket
@@ -134,6 +138,7 @@ type components struct {
 	breakout, rule, flat, nodata  bool
 	sustained                     bool    // the smoothed value broke out of the slow range
 	gap                           float64 // silence before this reading in learned intervals (≥ 1)
+	raw                           float64 // combined raw score
 }
 
 // Update scores the reading v at time t (Unix milliseconds). A NaN or
@@ -518,6 +523,7 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		c.shift *= 1 - f
 	}
 	raw := max(c.level, c.spike, c.shift, c.variance)
+	c.raw = raw
 	score := e.lik.update(raw, cfg.LikelihoodAvg, cfg.LikelihoodMemory)
 	if !live {
 		return Result{}
@@ -545,11 +551,24 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
 	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained
 	e.sinceAlarm++
+	// A run of anomalous readings is one alarm, but a new run after the
+	// series has been quiet again for a while is a new event: the rest
+	// period ends early once the raw score has stayed low, and the
+	// smoothed value inside its slow range, for quietRest readings.
+	if c.raw < quietRaw && !outside {
+		e.quiet++
+	} else {
+		e.quiet = 0
+	}
+	resting := e.sinceAlarm <= int64(cfg.Rest)
+	if q := e.quietRest(); resting && e.quiet >= q && e.sinceAlarm > q {
+		e.rearmed = true
+	}
 	candidate := score >= cfg.Threshold || forced
 	// Flat-line, no-data and rule signals fire once per episode by
 	// themselves, so they are not held back by the rest period.
 	once := c.flat || c.nodata || c.rule
-	if !candidate || (e.sinceAlarm <= int64(cfg.Rest) && !once) {
+	if !candidate || (resting && !e.rearmed && !once) {
 		if outside && e.sinceAlarm <= int64(cfg.Rest) {
 			// Resting after an alarm: the excursion is the new range.
 			e.slo, e.shi = min(e.slo, e.sv), max(e.shi, e.sv)
@@ -559,12 +578,12 @@ func (e *Ensemble) decide(score float64, c components) Result {
 		// scorer that thresholds the score below the threshold should see
 		// the next run's rising edge, not this run's tail.
 		score = min(score, math.Nextafter(cfg.Threshold, 0))
-		if e.sinceAlarm <= int64(cfg.Rest) {
+		if resting && !e.rearmed {
 			score *= restScale
 		}
 		return Result{Score: score}
 	}
-	e.sinceAlarm = 0
+	e.sinceAlarm, e.rearmed = 0, false
 	// The level that alarmed is the new normal's range: it alarms once.
 	e.slo, e.shi = min(e.slo, e.sv), max(e.shi, e.sv)
 	if !c.flat && !c.nodata {
@@ -607,6 +626,11 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	return res
 }
 
+// quietRest is the number of quiet readings that ends a rest period early.
+func (e *Ensemble) quietRest() int64 {
+	return int64(e.cfg.Rest / quietFrac)
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -636,6 +660,8 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.flatSeen)
 	enc.boolean(e.gapReported)
 	enc.i64(e.sinceAlarm)
+	enc.i64(e.quiet)
+	enc.boolean(e.rearmed)
 	enc.i64(e.relearn)
 	enc.i64(e.learned)
 	enc.boolean(e.seasOn)
@@ -684,6 +710,8 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 	s.flatSeen = d.boolean()
 	s.gapReported = d.boolean()
 	s.sinceAlarm = d.i64()
+	s.quiet = d.i64()
+	s.rearmed = d.boolean()
 	s.relearn = d.i64()
 	s.learned = d.i64()
 	s.seasOn = d.boolean()
