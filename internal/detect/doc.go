@@ -26,7 +26,18 @@
 //     or three noise scales beyond the range,
 //     since a wide drift inflates the baseline's own noise scale) catches a drift that creeps out of
 //     everything seen before without ever beating the running range in one
-//     step. A coarse, self-widening
+//     step. A new-territory test catches a drift that the slow baseline
+//     follows and whose noise scale it inflates: the smoothed value
+//     (seasonally adjusted once the seasonal residual is in use) five
+//     long-run noise scales from a long-run mean (memory 20 × LongScale
+//     readings and at least a day; a clipped standard deviation that
+//     learns readings beyond its usual extremes only with outlierWeight, so
+//     a drift hardly widens it). It is armed only after a day of history
+//     and three swings of the smoothed value from one side of the long-run
+//     mean to the other (so the long-run range is known, not a first
+//     glimpse of a series wandering more slowly than the memory); any
+//     alarm disarms it, and a new-territory alarm makes its level the new
+//     long-run mean. A coarse, self-widening
 //     histogram of the values learned as normal (per hour of the day once
 //     the seasonal baseline is in use) damps the level and shift components
 //     of a value in a range the series has occupied for a sustained time
@@ -82,7 +93,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 5 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 6 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -93,9 +104,9 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,422 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,462 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 862 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 902 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per

@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 5
+	ensembleVersion = 6
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -32,6 +32,13 @@ const (
 	famFull       = 0.25 // share of Warmup readings in a value bin that makes it fully familiar
 	quietRaw      = 0.1  // raw score under which a reading is quiet
 	quietFrac     = 3    // a rest period ends early after Rest/quietFrac quiet readings
+	// New territory (drift) test: the smoothed value against the long-run
+	// distribution of the series.
+	terrMemory = 20         // the long-run mean and spread remember terrMemory × LongScale readings
+	terrZ      = 5.0        // long-run noise scales between the smoothed value and the long-run mean that alarm
+	terrSwing  = 0.5        // long-run noise scales either side of the mean that make a swing
+	terrSwings = 3          // swings from one side of the long-run mean to the other before the test is armed
+	terrSpan   = 86400000.0 // ms of history before the test is armed: the long run includes a day
 )
 
 // fastAlphas are the candidate weights of the one-step predictor; the warm-up
@@ -106,6 +113,14 @@ type Ensemble struct {
 	fam familiar // coarse histogram of the values learned as normal
 
 	sv, slo, shi float64 // smoothed value and the slowly widening range it is judged against
+
+	// Long-run distribution of the series (EW mean and standard
+	// deviation of the clipped, seasonally adjusted value) and the swings of the smoothed value across it (a swing is a move
+	// from terrSwing scales on one side to terrSwing on the other; terrSide
+	// is -1, 0 or 1): the new-territory test is armed once the series has
+	// shown its long-run range a few times.
+	tsv, ltMean, ltDev float64 // smoothed deseasonalised value, long-run mean and noise (σ units) of the deseasonalised value
+	terrSide, terrSwgs float64
 }
 
 // NewEnsemble returns an Ensemble with cfg. It panics if cfg does not
@@ -137,6 +152,7 @@ type components struct {
 	level, spike, shift, variance float64
 	breakout, rule, flat, nodata  bool
 	sustained                     bool    // the smoothed value broke out of the slow range
+	territory                     bool    // the smoothed value is far out of the long-run distribution
 	gap                           float64 // silence before this reading in learned intervals (≥ 1)
 	raw                           float64 // combined raw score
 }
@@ -275,6 +291,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.flatOK = span > 0
 	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
 	e.sv, e.slo, e.shi = med, e.lo, e.hi
+	e.tsv, e.ltMean, e.ltDev, e.terrSide, e.terrSwgs = med, med, e.levelDev, 0, 0
 	e.longestRun = max(e.longestRun, e.run)
 
 	// Replay the warm-up through the scoring path to seed the CUSUM,
@@ -336,6 +353,7 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		wb = &e.weekly[(sec/3600)%weeklyBuckets]
 	}
 	seasResid := r
+	seasOff := 0.0 // the seasonal profile's offset at t, once it has one
 	if db != nil {
 		var b *bucket
 		switch {
@@ -356,7 +374,7 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 				e.seasOn, e.short, e.cpos, e.cneg = false, 0, 0, 0
 			}
 			if e.seasOn {
-				resid = seasResid
+				resid, seasOff = seasResid, b.dev
 				// Unusual for the seasonal profile and not plainly usual:
 				// a profile that is briefly wrong does not alarm.
 				zl = min(zscore(resid, e.seasDev), 2*zl)
@@ -364,6 +382,47 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		}
 	}
 	c.level = e.qLevel.scaled(zl)
+
+	// New territory: the smoothed value many long-run noise scales from
+	// the long-run mean. A drift that the slow baseline follows (and whose
+	// noise scale it inflates) still ends far out of everything the series
+	// did over a much longer memory. The test is armed only once the
+	// smoothed value has swung across the long-run distribution a few
+	// times, so that distribution is known, not a first glimpse of a series
+	// wandering more slowly than the memory (that would be new territory
+	// every day).
+	if ltSD := e.ltDev; ltSD > 0 {
+		e.tsv += shortAlpha * (v - seasOff - e.tsv)
+		z := (e.tsv - e.ltMean) / ltSD
+		switch {
+		case z > terrSwing && e.terrSide <= 0:
+			e.terrSwgs += min(-e.terrSide, 1)
+			e.terrSide = 1
+		case z < -terrSwing && e.terrSide >= 0:
+			e.terrSwgs += min(e.terrSide, 1)
+			e.terrSide = -1
+		}
+		e.terrSwgs = min(e.terrSwgs, terrSwings)
+		c.territory = live && e.terrSwgs >= terrSwings && math.Abs(z) >= terrZ &&
+			float64(e.learned)*e.interval >= terrSpan
+		dl := min(max(v-seasOff-e.ltMean, -clipZ*ltSD), clipZ*ltSD)
+		mem := float64(terrMemory * cfg.LongScale)
+		if e.interval > 0 {
+			mem = max(mem, terrSpan/e.interval)
+		}
+		al := 1 / min(max(float64(e.learned+1), 20), mem)
+		e.ltMean += al * dl
+		// A standard deviation (not a median deviation: a series with two
+		// regimes, day and night, spends little time near its mean) that,
+		// like the other noise scales, learns from readings beyond its
+		// usual extremes only with outlierWeight, so a drift hardly widens
+		// it before it is caught.
+		wl := al
+		if math.Abs(dl) > terrSwing*terrZ*ltSD {
+			wl *= outlierWeight
+		}
+		e.ltDev = max(math.Sqrt((1-wl)*(ltSD*ltSD+wl*dl*dl)), e.floor)
+	}
 
 	// One-step predictor at the learned time scale.
 	// After a silence the series has had time to move: the innovation is
@@ -549,7 +608,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// noise scale and so hide from it).
 	far := farOutside * max(e.levelDev, e.floor)
 	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
-	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained
+	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained || c.territory
 	e.sinceAlarm++
 	// A run of anomalous readings is one alarm, but a new run after the
 	// series has been quiet again for a while is a new event: the rest
@@ -586,6 +645,13 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	e.sinceAlarm, e.rearmed = 0, false
 	// The level that alarmed is the new normal's range: it alarms once.
 	e.slo, e.shi = min(e.slo, e.sv), max(e.shi, e.sv)
+	// The series must show its long-run range again before the
+	// new-territory test is armed, and a level that alarmed for being new
+	// territory is the new long-run mean.
+	e.terrSide, e.terrSwgs = 0, 0
+	if c.territory {
+		e.ltMean = e.tsv
+	}
 	if !c.flat && !c.nodata {
 		e.relearn = int64(2 / shortAlpha)
 	}
@@ -607,7 +673,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	parts := []named{
 		{DetRule, b2f(c.rule) * 3}, {DetBreakout, b2f(c.breakout || c.sustained) * 2.5},
 		{DetNoData, b2f(c.nodata) * 2.2}, {DetFlat, b2f(c.flat) * 2},
-		{DetShift, c.shift}, {DetLevel, c.level}, {DetSpike, c.spike}, {DetVariance, c.variance},
+		{DetShift, max(c.shift, b2f(c.territory)*2.4)}, {DetLevel, c.level}, {DetSpike, c.spike}, {DetVariance, c.variance},
 	}
 	slices.SortStableFunc(parts, func(a, b named) int {
 		switch {
@@ -650,7 +716,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.warm != nil)
 	enc.f64s(e.warm)
 	for _, f := range []float64{e.alphaFast, e.floor, e.lo, e.hi, e.level, e.levelDev,
-		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar), e.sv, e.slo, e.shi, e.flatVal} {
+		e.fast, e.innovDev, e.seasDev, e.shortVar, e.cpos, e.cneg, e.prev, e.interval, e.longestGap, e.short, e.shortDev, float64(e.qLevel), float64(e.qSpike), float64(e.qShift), float64(e.qCusum), float64(e.qVar), e.sv, e.slo, e.shi, e.flatVal, e.tsv, e.ltMean, e.ltDev, e.terrSide, e.terrSwgs} {
 		enc.f64(f)
 	}
 	enc.i64(e.run)
@@ -700,7 +766,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 		s.warm = []float64{}
 	}
 	for _, p := range []*float64{&s.alphaFast, &s.floor, &s.lo, &s.hi, &s.level, &s.levelDev,
-		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar), &s.sv, &s.slo, &s.shi, &s.flatVal} {
+		&s.fast, &s.innovDev, &s.seasDev, &s.shortVar, &s.cpos, &s.cneg, &s.prev, &s.interval, &s.longestGap, &s.short, &s.shortDev, (*float64)(&s.qLevel), (*float64)(&s.qSpike), (*float64)(&s.qShift), (*float64)(&s.qCusum), (*float64)(&s.qVar), &s.sv, &s.slo, &s.shi, &s.flatVal, &s.tsv, &s.ltMean, &s.ltDev, &s.terrSide, &s.terrSwgs} {
 		*p = d.f64()
 	}
 	s.run = d.i64()
