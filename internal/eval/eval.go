@@ -26,6 +26,13 @@
 // share of windows detected; counts are summed over the corpus before
 // dividing. When nothing is predicted, precision is 0.
 //
+// Row level, as region-labelled benchmarks score a detector: a scored row
+// flagged inside a labelled window (no tolerance) is a true positive,
+// flagged outside every window a false positive, labelled and not flagged a
+// false negative; precision, recall, F1 and the false alarm rate (flagged
+// share of unlabelled rows) are computed from the counts summed over the
+// corpus.
+//
 // NAB style: each window is widened, centred on its label, to at least
 // 10% of the file's rows divided by the number of windows (overlapping
 // widened windows merge) and clipped to the scored rows. Only the first flagged row in a window counts: it
@@ -165,6 +172,13 @@ type FileResult struct {
 	TPEvents int      `json:"tp_events"`
 	FPEvents int      `json:"fp_events"`
 	NAB      []NABRaw `json:"nab"`
+	// Rows at row level, after the probationary period, as region-labelled
+	// benchmarks score them: RowTP flagged and labelled (inside a window,
+	// without tolerance), RowFP flagged outside every window, RowFN
+	// labelled and not flagged.
+	RowTP int `json:"row_tp"`
+	RowFP int `json:"row_fp"`
+	RowFN int `json:"row_fn"`
 	// Elapsed is the time the scorer took.
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
@@ -221,6 +235,24 @@ func EvaluateFile(fl simulate.FileLabels, s Scored, opts Options) (FileResult, e
 			}
 		}
 		res.Windows = append(res.Windows, wr)
+	}
+
+	// Row level.
+	inWindow := make([]bool, n)
+	for _, w := range labelled {
+		for i := w.From; i < w.To; i++ {
+			inWindow[i] = true
+		}
+	}
+	for i := p; i < n; i++ {
+		switch {
+		case flags[i] && inWindow[i]:
+			res.RowTP++
+		case flags[i]:
+			res.RowFP++
+		case inWindow[i]:
+			res.RowFN++
+		}
 	}
 
 	// NAB-style windows; flags inside them are never false at event level.

@@ -444,3 +444,27 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// Row level counts flagged and labelled rows after the probationary period,
+// windows without tolerance; the report sums them before dividing.
+func TestRowLevel(t *testing.T) {
+	const n = 1000
+	fl := simulate.FileLabels{File: "f.csv", Rows: n, Columns: []string{"v"},
+		Windows: []simulate.Window{window(simulate.LevelShift, 400, 500), window(simulate.NoiseBurst, 700, 720)}}
+	// 60 rows inside the first window, 10 after it (false even with a
+	// tolerance), 5 in the probation (ignored), 25 elsewhere.
+	flagged := append(append(span(450, 510), span(0, 5)...), span(800, 825)...)
+	opts := Options{ProbationFraction: 0.1, Tolerance: 20}
+	r, err := EvaluateFile(fl, scoredWith(n, flagged...), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RowTP != 50 || r.RowFP != 35 || r.RowFN != 70 {
+		t.Fatalf("rows tp %d fp %d fn %d, want 50 35 70", r.RowTP, r.RowFP, r.RowFN)
+	}
+	s := NewReport([]FileResult{r, r}, opts).Summary
+	p, rc := 50.0/85, 50.0/120
+	if !near(s.RowPrecision, p) || !near(s.RowRecall, rc) || !near(s.RowF1, 2*p*rc/(p+rc)) || !near(s.RowFAR, 70.0/(2*900-240)) {
+		t.Fatalf("row P/R/F1/FAR %v %v %v %v", s.RowPrecision, s.RowRecall, s.RowF1, s.RowFAR)
+	}
+}

@@ -38,6 +38,13 @@ type Summary struct {
 	// of the fault-free files; FPPer100k the same over every file.
 	CleanFPPer100k float64 `json:"clean_fp_per_100k"`
 	FPPer100k      float64 `json:"fp_per_100k"`
+	// RowPrecision, RowRecall and RowF1 score flagged rows against labelled
+	// rows (FileResult.RowTP, RowFP, RowFN summed over the corpus); RowFAR
+	// is the share of unlabelled scored rows flagged.
+	RowPrecision float64 `json:"row_precision"`
+	RowRecall    float64 `json:"row_recall"`
+	RowF1        float64 `json:"row_f1"`
+	RowFAR       float64 `json:"row_far"`
 	// MeanDelay is the mean detection delay, in rows, of detected windows.
 	MeanDelay float64     `json:"mean_delay_rows"`
 	NAB       []NABScore  `json:"nab"`
@@ -77,8 +84,9 @@ func NewReport(files []FileResult, opts Options) Report {
 	s := Summary{Files: len(files)}
 	kinds := map[simulate.Kind]*KindScore{}
 	nab := map[string]*NABScore{}
-	var delays int
+	var delays, rowTP, rowFP, rowFN int
 	for _, f := range files {
+		rowTP, rowFP, rowFN = rowTP+f.RowTP, rowFP+f.RowFP, rowFN+f.RowFN
 		s.Rows += f.Rows
 		s.Scored += f.Scored
 		s.Events += f.Events
@@ -119,6 +127,10 @@ func NewReport(files []FileResult, opts Options) Report {
 	s.F1 = ratio(2*s.Precision*s.Recall, s.Precision+s.Recall)
 	s.CleanFPPer100k = ratio(1e5*float64(s.CleanFPEvents), float64(s.CleanRows))
 	s.FPPer100k = ratio(1e5*float64(s.FPEvents), float64(s.Scored))
+	s.RowPrecision = ratio(float64(rowTP), float64(rowTP+rowFP))
+	s.RowRecall = ratio(float64(rowTP), float64(rowTP+rowFN))
+	s.RowF1 = ratio(2*s.RowPrecision*s.RowRecall, s.RowPrecision+s.RowRecall)
+	s.RowFAR = ratio(float64(rowFP), float64(s.Scored-rowTP-rowFN))
 	s.MeanDelay = ratio(float64(delays), float64(s.Detected))
 	s.RowsPerSecond = ratio(float64(s.Rows), s.Elapsed.Seconds())
 	for _, k := range simulate.Kinds() {
@@ -149,6 +161,7 @@ func WriteTable(w io.Writer, r Report, verbose bool) error {
 	fmt.Fprintf(tw, "F1\t%.3f\t\n", s.F1)
 	fmt.Fprintf(tw, "FP/100k clean\t%.1f\t(%d events)\n", s.CleanFPPer100k, s.CleanFPEvents)
 	fmt.Fprintf(tw, "FP/100k all\t%.1f\t\n", s.FPPer100k)
+	fmt.Fprintf(tw, "rows P/R/F1\t%.3f / %.3f / %.3f\t(row level; false alarm rate %.3f)\n", s.RowPrecision, s.RowRecall, s.RowF1, s.RowFAR)
 	fmt.Fprintf(tw, "mean delay\t%.1f rows\t\n", s.MeanDelay)
 	for _, n := range s.NAB {
 		fmt.Fprintf(tw, "NAB %s\t%.1f\t(raw %.2f, null %.2f, perfect %.2f)\n", n.Profile, n.Score, n.Raw, n.Null, n.Perfect)
