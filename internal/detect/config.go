@@ -136,6 +136,13 @@ type DeviceConfig struct {
 	// Warmup is the number of rows learned from (per-sensor mean, noise,
 	// trend, cross-sensor model and control limits). Default 250.
 	Warmup int `json:"warmup"`
+	// WarmupSeconds extends the warm-up to this much wall time, at the
+	// reporting interval of the first Warmup rows, when that takes no more
+	// than 5000 rows: a device reporting every minute or slower learns a
+	// whole day (night and working hours) before it scores; a faster one,
+	// for which a day is out of reach, keeps Warmup rows. 0 disables it.
+	// Default 86400 (one day).
+	WarmupSeconds float64 `json:"warmup_seconds"`
 	// Lambda is the MEWMA smoothing weight. Default 0.1.
 	Lambda float64 `json:"lambda"`
 	// Quantile of the warm-up statistic that sets the control limit.
@@ -185,19 +192,20 @@ type DeviceConfig struct {
 // DefaultDeviceConfig returns the defaults documented on DeviceConfig.
 func DefaultDeviceConfig() DeviceConfig {
 	return DeviceConfig{
-		Warmup:       250,
-		Lambda:       0.1,
-		Quantile:     0.995,
-		Margin:       1.5,
-		MinLimit:     6,
-		CUSUMK:       0.5,
-		Hold:         15,
-		NoiseFloor:   0.001,
-		TrendLambda:  0.05,
-		TrendSeconds: 100,
-		CrossModel:   true,
-		MaxAlarm:     600,
-		Rest:         150,
+		Warmup:        250,
+		WarmupSeconds: 86400,
+		Lambda:        0.1,
+		Quantile:      0.995,
+		Margin:        1.5,
+		MinLimit:      6,
+		CUSUMK:        0.5,
+		Hold:          15,
+		NoiseFloor:    0.001,
+		TrendLambda:   0.05,
+		TrendSeconds:  100,
+		CrossModel:    true,
+		MaxAlarm:      600,
+		Rest:          150,
 	}
 }
 
@@ -233,6 +241,9 @@ func (c DeviceConfig) Validate() error {
 	}
 	if c.MaxAlarm < 1 {
 		bad("max_alarm", c.MaxAlarm, ">= 1")
+	}
+	if !(c.WarmupSeconds >= 0) {
+		bad("warmup_seconds", c.WarmupSeconds, ">= 0")
 	}
 	if !(c.NoiseFloor >= 0) {
 		bad("noise_floor", c.NoiseFloor, ">= 0")

@@ -77,8 +77,10 @@ type DeviceDetector struct {
 	lift            float64 // learned multiplier (≥ 1) of the control limits
 	settled         bool    // the last alarm ended at MaxAlarm and no onset followed yet
 
-	warmT  []int64 // warm-up row times (Unix ms); nil after warm-up
-	trendA float64 // per-row weight of the slow baselines, from TrendSeconds
+	warmT []int64 // warm-up row times (Unix ms); nil after warm-up
+	// warmTarget caches warmRows (derived from warmT, not encoded).
+	warmTarget int
+	trendA     float64 // per-row weight of the slow baselines, from TrendSeconds
 
 	fam     []familiar // per sensor: histogram of the values learned as normal
 	wlo     []float64  // per sensor: warm-up minimum
@@ -154,12 +156,48 @@ func (d *DeviceDetector) Update(t int64, vals []float64) Result {
 	if !d.Warm() {
 		d.warm = append(d.warm, row...)
 		d.warmT = append(d.warmT, t)
-		if d.rows == int64(d.cfg.Warmup) {
+		if d.rows >= int64(d.cfg.Warmup) && d.rows >= int64(d.warmRows()) {
 			d.fit()
 		}
 		return Result{}
 	}
 	return d.step(row, true)
+}
+
+// warmRows returns the length of the warm-up in rows: Warmup, extended to
+// cover WarmupSeconds of wall time (at the median reporting interval of the
+// first Warmup rows) when that takes no more than maxDeviceWarmup rows. A
+// device reporting every minute then learns a whole day, night and working
+// hours, before it scores; one reporting every second, for which a day is
+// out of reach, keeps Warmup rows. It is 0 until Warmup rows are in.
+func (d *DeviceDetector) warmRows() int {
+	if d.warmTarget > 0 || len(d.warmT) < d.cfg.Warmup {
+		return d.warmTarget
+	}
+	d.warmTarget = d.cfg.Warmup
+	if d.cfg.WarmupSeconds > 0 {
+		if iv := medianInterval(d.warmT[:d.cfg.Warmup]); iv > 0 {
+			if n := math.Ceil(d.cfg.WarmupSeconds / iv); n <= maxDeviceWarmup {
+				d.warmTarget = max(d.cfg.Warmup, int(n))
+			}
+		}
+	}
+	return d.warmTarget
+}
+
+// medianInterval returns the median positive interval, in seconds, between
+// consecutive times ts (Unix ms), or 0 if there is none.
+func medianInterval(ts []int64) float64 {
+	dts := make([]float64, 0, len(ts))
+	for i := 1; i < len(ts); i++ {
+		if dt := ts[i] - ts[i-1]; dt > 0 {
+			dts = append(dts, float64(dt))
+		}
+	}
+	if len(dts) == 0 {
+		return 0
+	}
+	return quantile(dts, 0.5) / 1000
 }
 
 // fit learns baselines, noise, trends, the cross model and control limits
@@ -170,14 +208,7 @@ func (d *DeviceDetector) fit() {
 	if d.cfg.TrendSeconds > 0 && len(d.warmT) > 1 {
 		// The median reporting interval of the warm-up sets the per-row
 		// weight of a baseline with a memory of TrendSeconds.
-		dts := make([]float64, 0, len(d.warmT)-1)
-		for i := 1; i < len(d.warmT); i++ {
-			if dt := d.warmT[i] - d.warmT[i-1]; dt > 0 {
-				dts = append(dts, float64(dt))
-			}
-		}
-		if len(dts) > 0 {
-			iv := quantile(dts, 0.5) / 1000
+		if iv := medianInterval(d.warmT); iv > 0 {
 			d.trendA = min(d.cfg.TrendLambda, max(iv/d.cfg.TrendSeconds, 1e-6))
 		}
 	}

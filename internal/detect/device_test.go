@@ -225,3 +225,45 @@ func TestDeviceRejectsOldState(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceWarmupDay checks that the warm-up extends to a day of wall time
+// when a day fits in maxDeviceWarmup rows, survives a checkpoint taken
+// mid-warm-up, and keeps Warmup rows for a device reporting every second.
+func TestDeviceWarmupDay(t *testing.T) {
+	cfg := DefaultDeviceConfig()
+	run := func(step int64, rows int, restoreAt int) (warmAt int) {
+		d := NewDeviceDetector(cfg, []string{"a", "b"})
+		rng := rand.New(rand.NewPCG(1, 2))
+		warmAt = -1
+		for i := range rows {
+			if i == restoreAt {
+				b, err := d.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d = NewDeviceDetector(cfg, []string{"a", "b"})
+				if err := d.UnmarshalBinary(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.Update(int64(i)*step, []float64{10 + rng.NormFloat64(), 20 + rng.NormFloat64()})
+			if warmAt < 0 && d.Warm() {
+				warmAt = i + 1
+			}
+		}
+		return warmAt
+	}
+	if got := run(60_000, 2000, -1); got != 1440 {
+		t.Errorf("1-minute device warm after %d rows, want 1440", got)
+	}
+	if got := run(60_000, 2000, 700); got != 1440 {
+		t.Errorf("1-minute device restored mid-warm-up: warm after %d rows, want 1440", got)
+	}
+	if got := run(1000, 2000, -1); got != cfg.Warmup {
+		t.Errorf("1-second device warm after %d rows, want %d", got, cfg.Warmup)
+	}
+	cfg.WarmupSeconds = 0
+	if got := run(60_000, 2000, -1); got != cfg.Warmup {
+		t.Errorf("WarmupSeconds 0: warm after %d rows, want %d", got, cfg.Warmup)
+	}
+}

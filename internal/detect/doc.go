@@ -59,6 +59,12 @@
 //     that keep learning (every row over them raises them slowly, so a
 //     recurring pattern the warm-up did not see stops alarming and no alarm
 //     lasts for ever), an alarm hold and a reverse change-point end.
+//     Its warm-up covers a whole day of wall time (DeviceConfig.
+//     WarmupSeconds) when that takes at most 5,000 rows, at the reporting
+//     interval of its first Warmup rows: a device reporting every minute
+//     learns night and working hours before it scores, so its first
+//     morning's load ramp does not alarm; a device reporting every second
+//     (a day out of reach) keeps Warmup rows.
 //     Its slow baselines have a memory in wall time (DeviceConfig.
 //     TrendSeconds, from the reporting interval learned at warm-up), so a
 //     device sampled every second does not absorb a shift within seconds.
@@ -110,5 +116,6 @@
 // up. The familiarity histogram (32 bins) is 276 bytes of either. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per
-// warm-up row before.
+// warm-up row before (a day of rows for a device reporting every minute or
+// slower: 1,440 at one a minute, 58 kB for 4 sensors).
 package detect
