@@ -473,15 +473,33 @@ type Progress func(i, n int, r FileResult)
 // scorer, and returns the report. It stops at the first scorer failure or
 // malformed output, naming the file.
 func Run(ctx context.Context, dir string, labels simulate.Labels, scorer Scorer, opts Options, progress Progress) (Report, error) {
+	return RunSplit(ctx, dir, labels, scorer, nil, opts, progress)
+}
+
+// RunSplit is Run with a second scorer for the row-level counts: events
+// scores alarms (its flagged rows make the predicted events and the
+// NAB-style score) and rows, when not nil, flags the rows an alarm covers
+// (its flagged rows make RowTP, RowFP and RowFN). A detector that reports
+// an alarm once but holds it over a region (detect.CSVOptions.
+// HoldDeviceAlarms) is scored both ways: by its alarms at event level, by
+// the regions they cover at row level.
+func RunSplit(ctx context.Context, dir string, labels simulate.Labels, events, rows Scorer, opts Options, progress Progress) (Report, error) {
 	var files []FileResult
 	var out bytes.Buffer
 	for i, fl := range labels.Files {
 		if err := ctx.Err(); err != nil {
 			return Report{}, fmt.Errorf("eval %s: %w", dir, err)
 		}
-		r, err := runFile(ctx, dir, fl, scorer, opts, &out)
+		r, err := runFile(ctx, dir, fl, events, opts, &out)
 		if err != nil {
 			return Report{}, fmt.Errorf("eval %s: %w", dir, err)
+		}
+		if rows != nil {
+			rr, err := runFile(ctx, dir, fl, rows, opts, &out)
+			if err != nil {
+				return Report{}, fmt.Errorf("eval %s (rows): %w", dir, err)
+			}
+			r.RowTP, r.RowFP, r.RowFN = rr.RowTP, rr.RowFP, rr.RowFN
 		}
 		files = append(files, r)
 		if progress != nil {

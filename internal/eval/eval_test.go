@@ -468,3 +468,27 @@ func TestRowLevel(t *testing.T) {
 		t.Fatalf("row P/R/F1/FAR %v %v %v %v", s.RowPrecision, s.RowRecall, s.RowF1, s.RowFAR)
 	}
 }
+
+// RunSplit takes events and the NAB-style score from the first scorer and
+// the row-level counts from the second.
+func TestRunSplit(t *testing.T) {
+	dir, labels := smallCorpus(t)
+	opts := DefaultOptions()
+	none := flagScorer(func(int, int, int64) bool { return false })
+	all := flagScorer(func(int, int, int64) bool { return true })
+	split, err := RunSplit(t.Context(), dir, labels, none, all, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagsAll, err := Run(t.Context(), dir, labels, flagScorer(func(int, int, int64) bool { return true }), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, a := split.Summary, flagsAll.Summary
+	if s.Events != 0 || s.Detected != 0 {
+		t.Errorf("events %d detected %d, want none from the events scorer", s.Events, s.Detected)
+	}
+	if s.RowRecall != 1 || s.RowPrecision != a.RowPrecision || s.RowF1 != a.RowF1 || s.RowFAR != 1 {
+		t.Errorf("row level %+v, want that of flagging every row %+v", s, a)
+	}
+}
