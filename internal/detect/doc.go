@@ -44,6 +44,17 @@
 //     before, so a recurring pattern (a working day's load after a weekend)
 //     alarms once; only readings that did not look like a level change are
 //     learned, so a shift or a drift stays unfamiliar.
+//     A contextual novelty component (after CAD-OSE, Smirnov 2016)
+//     quantises the value into 6 coarse levels across the padded warm-up
+//     range (plus one level below and one above it), with hysteresis (a
+//     level changes only half a level width past its edge), and learns
+//     which level followed each context of the last one and two distinct
+//     levels. A level change whose contexts are new or did not predict it
+//     scores (share of unpredicted contexts + share of new ones)/2; a score
+//     of 0.75 or more alarms by itself, but only after a quiet rest (300
+//     readings without such a score, and 500 readings of history) and with
+//     some evidence from the other components (raw score at least 0.3), so
+//     a series exploring its range does not alarm on each first visit.
 //     The combined raw score goes through the anomaly likelihood of Ahmad et
 //     al. (2017) with the red filter, and a rest period turns a run of
 //     anomalous readings into one alarm. The rest period ends early once
@@ -99,7 +110,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 6 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 7 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -110,10 +121,11 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,462 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,633 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 902 bytes without, plus 8 bytes per warm-up reading while it warms
-// up. The familiarity histogram (32 bins) is 276 bytes of either. A
+// and 1,073 bytes without, plus 8 bytes per warm-up reading while it warms
+// up. The familiarity histogram (32 bins) is 276 bytes of either, the
+// contextual novelty table (72 two-byte bitmasks) and its state 171. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per
 // warm-up row before (a day of rows for a device reporting every minute or

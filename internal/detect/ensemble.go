@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 6
+	ensembleVersion = 7
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -110,7 +110,8 @@ type Ensemble struct {
 	daily  []bucket
 	weekly []bucket
 
-	fam familiar // coarse histogram of the values learned as normal
+	fam familiar     // coarse histogram of the values learned as normal
+	ctx contextModel // contextual novelty of the coarse level sequence
 
 	sv, slo, shi float64 // smoothed value and the slowly widening range it is judged against
 
@@ -155,6 +156,8 @@ type components struct {
 	territory                     bool    // the smoothed value is far out of the long-run distribution
 	gap                           float64 // silence before this reading in learned intervals (≥ 1)
 	raw                           float64 // combined raw score
+	ctx                           float64 // contextual novelty
+	ctxAlarm                      bool    // a novel context after a quiet rest
 }
 
 // Update scores the reading v at time t (Unix milliseconds). A NaN or
@@ -290,6 +293,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.fast = w[0]
 	e.flatOK = span > 0
 	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
+	e.ctx.init(e.lo, e.hi, e.floor)
 	e.sv, e.slo, e.shi = med, e.lo, e.hi
 	e.tsv, e.ltMean, e.ltDev, e.terrSide, e.terrSwgs = med, med, e.levelDev, 0, 0
 	e.longestRun = max(e.longestRun, e.run)
@@ -582,6 +586,10 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 		c.shift *= 1 - f
 	}
 	raw := max(c.level, c.spike, c.shift, c.variance)
+	// Contextual novelty: a new coarse-level transition after a quiet rest,
+	// with some evidence from the other components.
+	c.ctx = e.ctx.update(v)
+	c.ctxAlarm = e.ctx.alarm(c.ctx) && live && raw >= ctxEvid
 	c.raw = raw
 	score := e.lik.update(raw, cfg.LikelihoodAvg, cfg.LikelihoodMemory)
 	if !live {
@@ -608,7 +616,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// noise scale and so hide from it).
 	far := farOutside * max(e.levelDev, e.floor)
 	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
-	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained || c.territory
+	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained || c.territory || c.ctxAlarm
 	e.sinceAlarm++
 	// A run of anomalous readings is one alarm, but a new run after the
 	// series has been quiet again for a while is a new event: the rest
@@ -733,6 +741,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.boolean(e.seasOn)
 	e.lik.encode(&enc)
 	e.fam.encode(&enc)
+	e.ctx.encode(&enc)
 	enc.boolean(e.daily != nil)
 	for _, bs := range [][]bucket{e.daily, e.weekly} {
 		for _, b := range bs {
@@ -783,6 +792,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 	s.seasOn = d.boolean()
 	s.lik.decode(&d)
 	s.fam.decode(&d)
+	s.ctx.decode(&d)
 	seasonal := d.boolean()
 	if d.err == nil && seasonal != e.cfg.Seasonal {
 		d.err = ErrBadState
