@@ -29,6 +29,7 @@ const (
 	cusumLam         = 0.02  // weight of the EWMA that measures a stream's spread at the CUSUM's time scale
 	slowGainRate     = 0.5   // learning rate of the CUSUM's live gain relative to the MEWMA's
 	coldGain         = 1.3   // live gain of a detector fresh from warm-up: cold means conservative
+	spikeMADs        = 20    // a warm-up reading this many robust noise scales off its column's median is a glitch
 )
 
 // DeviceDetector is the multivariate streaming detector of one device across
@@ -233,6 +234,14 @@ func (d *DeviceDetector) fit() {
 			}
 			col[r] = last
 		}
+		// A glitch (one misreading) must not set the noise scale, the
+		// baselines or the control limits for the device's whole life.
+		despike(col)
+		for r := range n {
+			if !math.IsNaN(d.warm[r*k+i]) {
+				d.warm[r*k+i] = col[r]
+			}
+		}
 		mean, lo, hi := 0.0, col[0], col[0]
 		for _, v := range col {
 			mean += v
@@ -432,6 +441,37 @@ func solve(a, b []float64, m int) ([]float64, bool) {
 		x[r] = s / a[r*m+r]
 	}
 	return x, true
+}
+
+// despike replaces, in place, the glitches of a warm-up column (readings
+// more than spikeMADs robust noise scales off the column's median, a
+// sensor misreading) by the previous reading. The scale is the larger of
+// the normal equivalents of the median and the 90th percentile absolute
+// deviation: a quantised sensor that sits on one level for most of the
+// warm-up has a tiny median deviation, and its other levels are not
+// glitches.
+func despike(col []float64) {
+	if len(col) < 3 {
+		return
+	}
+	med := quantile(col, 0.5)
+	dev := make([]float64, len(col))
+	for r, v := range col {
+		dev[r] = math.Abs(v - med)
+	}
+	scale := max(quantile(dev, 0.5)*sigmaPerMAD, quantile(dev, 0.9)/1.645)
+	if !(scale > 0) {
+		return
+	}
+	for r, v := range col {
+		if math.Abs(v-med) > spikeMADs*scale {
+			if r > 0 {
+				col[r] = col[r-1]
+			} else {
+				col[r] = med
+			}
+		}
+	}
 }
 
 func quantile(xs []float64, q float64) float64 {

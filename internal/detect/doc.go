@@ -92,6 +92,14 @@
 //     Ensemble's) counts only as much as it is unfamiliar; inside the
 //     warm-up range familiarity halves it at most, so the MEWMA keeps its
 //     sensitivity to small persistent shifts.
+//     Before fitting, the warm-up is cleared of glitches: a reading more
+//     than 20 robust noise scales off its column's median (the scale being
+//     the larger of the normal equivalents of the median and the 90th
+//     percentile absolute deviation, so the levels of a quantised sensor
+//     are not glitches) is replaced by the previous reading. One
+//     misreading in the warm-up (a current sensor reading the mains
+//     voltage once) would otherwise inflate that sensor's noise scale and
+//     the control limits for the device's whole life.
 //
 // ScoreCSV runs them over a CSV file exactly as the live engine runs over a
 // stream, row by row. On a file with one value column it flags sparse alarms
