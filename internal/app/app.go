@@ -58,6 +58,10 @@ type App struct {
 	verifyOnce sync.Once
 	verify     *auth.Verifier
 
+	// notifyBroker hands anomaly notifications to the embedded MQTT broker
+	// once addMQTT built it; set by notifyPublisher (see there).
+	notifyBroker *brokerPublisher
+
 	// registry is the model registry shared by the process (see
 	// SharedModels), built on first use.
 	registryOnce sync.Once

@@ -51,8 +51,9 @@ type Config struct {
 	MQTTClientID string `json:"mqtt_client_id"`
 	// MQTTNotifyTopic, when set, is the topic template, with one {device}
 	// level, on which every anomaly notification is published (QoS 1, the
-	// webhook's JSON) to the external broker of MQTTBroker, by the client
-	// MQTTClientID + "-notify".
+	// webhook's JSON): to the embedded broker when MQTTListen is set (even
+	// if MQTTBroker is set too), otherwise to the external broker of
+	// MQTTBroker, by the client MQTTClientID + "-notify".
 	MQTTNotifyTopic string `json:"mqtt_notify_topic"`
 
 	// Detection is "on" (score every stored reading and record anomaly
@@ -196,7 +197,8 @@ func settings() []setting {
 }
 
 // validateNotifyTopic checks MQTTNotifyTopic: a topic to publish on (no
-// wildcard) with one {device} level, a broker to publish to, and no
+// wildcard) with one {device} level, a broker to publish to (embedded or
+// external), and no
 // overlap with the telemetry topic (Vigil would ingest its own
 // notifications; a device named like a literal level of mqtt_topic is not
 // caught).
@@ -218,12 +220,8 @@ func (c Config) validateNotifyTopic() []error {
 	if devices != 1 {
 		errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q needs exactly one {device} level, e.g. vigil/anomalies/{device}", c.MQTTNotifyTopic))
 	}
-	if c.MQTTBroker == "" {
-		if c.MQTTListen != "" {
-			errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: notifications are published to the external broker of mqtt_broker, which is not set (the embedded broker of mqtt_listen does not relay messages to subscribers)", c.MQTTNotifyTopic))
-		} else {
-			errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: no MQTT broker to publish to; set mqtt_broker", c.MQTTNotifyTopic))
-		}
+	if c.MQTTBroker == "" && c.MQTTListen == "" {
+		errs = append(errs, fmt.Errorf("mqtt_notify_topic: %q: no MQTT broker to publish to; set mqtt_listen (the embedded broker) or mqtt_broker", c.MQTTNotifyTopic))
 	}
 	if c.MQTTBroker != "" || c.MQTTListen != "" {
 		if ingest := strings.Split(c.MQTTTopic, "/"); len(ingest) == len(levels) {

@@ -155,9 +155,10 @@ func TestMQTTNotifyTopic(t *testing.T) {
 		{"no device level", broker, "", "vigil/anomalies", []string{"exactly one {device}"}},
 		{"two device levels", broker, "", "{device}/a/{device}", []string{"exactly one {device}"}},
 		{"wildcard", broker, "", "vigil/+/{device}/#", []string{`level "+"`, `level "#"`}},
-		{"no broker", "", "", "vigil/anomalies/{device}", []string{"set mqtt_broker"}},
-		{"embedded broker only", "", ":1883", "vigil/anomalies/{device}", []string{"mqtt_broker, which is not set"}},
+		{"no broker", "", "", "vigil/anomalies/{device}", []string{"set mqtt_listen (the embedded broker) or mqtt_broker"}},
+		{"embedded broker only", "", ":1883", "vigil/anomalies/{device}", nil},
 		{"overlaps telemetry", broker, "", "vigil/{device}/telemetry", []string{"overlaps mqtt_topic"}},
+		{"overlaps telemetry on embedded broker", "", ":1883", "vigil/{device}/telemetry", []string{"overlaps mqtt_topic"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Default()

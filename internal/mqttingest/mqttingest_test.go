@@ -224,9 +224,9 @@ func TestEmbeddedBroker(t *testing.T) {
 	t.Run("refused credentials", func(t *testing.T) {
 		for _, c := range []struct{ name, user, pass string }{
 			{"wrong token", "pump-1", "vgl_wrong"},
+			// MQTT 3.1.1 sends no password without a username.
 			{"no username", "", pumpToken},
 			{"device outside prefix", "fan-1", pumpToken},
-			{"read-only token", "pump-1", e.token(t, appdb.RoleRead, "")},
 		} {
 			if _, err := connect(t, url, unique("c"), c.user, c.pass); err == nil {
 				t.Errorf("%s: connect succeeded, want refusal", c.name)

@@ -4,6 +4,10 @@
 // per-device credentials. Both decode payloads (line protocol or JSON),
 // bind every point to the device named by the topic, and acknowledge a QoS 1
 // message only after its points are durable in the time-series store.
+//
+// Anomaly notifications go out on MQTT too: a Publisher sends them to an
+// external broker, and the embedded Broker's Publish relays them to the
+// clients subscribed on it (read tokens, and each device for its own).
 package mqttingest
 
 import (
