@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vigil-iot/vigil/internal/app"
 	"github.com/vigil-iot/vigil/internal/appdb"
@@ -50,8 +53,8 @@ func (s *webhookSink) notifications() ([]engine.Notification, int) {
 
 // TestDetectEndToEnd runs Vigil, writes a simulated fleet of two devices
 // through the HTTP write API (one with an injected spike), and waits for
-// the anomaly event to be recorded and announced to the webhook; the clean
-// device gets none.
+// the anomaly event to be recorded and announced to the webhook and to an
+// MQTT subscriber of the embedded broker; the clean device gets none.
 func TestDetectEndToEnd(t *testing.T) {
 	sink := &webhookSink{}
 	hook := httptest.NewServer(sink)
@@ -62,6 +65,8 @@ func TestDetectEndToEnd(t *testing.T) {
 	cfg.DataDir = dir
 	cfg.WebhookURL = hook.URL
 	cfg.WebhookKey = "hook-key"
+	cfg.MQTTListen = freeAddr(t)
+	cfg.MQTTNotifyTopic = "vigil/anomalies/{device}"
 	ctx, cancel := context.WithCancel(t.Context())
 	a, err := app.Open(ctx, cfg, app.Options{})
 	if err != nil {
@@ -85,6 +90,9 @@ func TestDetectEndToEnd(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	}()
+
+	// A dashboard subscribes to every device's anomalies with a read token.
+	mqttMsgs := subscribeAnomalies(t, "http://"+ln.Addr().String(), cfg.MQTTListen)
 
 	// Half an hour at night (UTC), within the store's out-of-order window:
 	// the simulated load and daily cycle are quiet then, so the clean
@@ -170,4 +178,60 @@ func TestDetectEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	for timeout := time.After(30 * time.Second); ; {
+		select {
+		case m := <-mqttMsgs:
+			var nt engine.Notification
+			if err := json.Unmarshal(m.Payload(), &nt); err != nil {
+				t.Fatalf("mqtt notification on %s: %v", m.Topic(), err)
+			}
+			if nt.Anomaly.Device == "dev-002" {
+				t.Fatalf("mqtt notification for the clean device: %+v", nt)
+			}
+			if nt.Action == engine.ActionOpen && nt.Anomaly.Device == "dev-001" {
+				if m.Topic() != "vigil/anomalies/dev-001" {
+					t.Fatalf("open notification of dev-001 on topic %q", m.Topic())
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no open notification for dev-001 on MQTT within 30s")
+		}
+	}
+}
+
+// subscribeAnomalies creates a read token through the API of the Vigil at
+// base and subscribes with it to every device's anomaly notifications on
+// the embedded broker at mqttAddr.
+func subscribeAnomalies(t *testing.T, base, mqttAddr string) <-chan paho.Message {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/tokens",
+		bytes.NewReader([]byte(`{"name":"dashboard","role":"read"}`)))
+	req.Header.Set("Authorization", "Token "+adminSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusCreated || tok.Secret == "" {
+		t.Fatalf("create read token: status %d, %v", resp.StatusCode, err)
+	}
+	msgs := make(chan paho.Message, 100)
+	mc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("dashboard").
+		SetUsername("dashboard").SetPassword(tok.Secret).SetAutoReconnect(false))
+	if ct := mc.Connect(); !ct.WaitTimeout(10*time.Second) || ct.Error() != nil {
+		t.Fatalf("mqtt connect: %v", ct.Error())
+	}
+	t.Cleanup(func() { mc.Disconnect(100) })
+	st := mc.Subscribe("vigil/anomalies/+", 1, func(_ paho.Client, m paho.Message) { msgs <- m })
+	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
+		t.Fatalf("mqtt subscribe: %v", st.Error())
+	}
+	if sub, ok := st.(*paho.SubscribeToken); ok && sub.Result()["vigil/anomalies/+"] >= 0x80 {
+		t.Fatal("mqtt subscribe to vigil/anomalies/+ refused for a read token")
+	}
+	return msgs
 }
