@@ -55,10 +55,19 @@
 //     readings without such a score, and 500 readings of history) and with
 //     some evidence from the other components (raw score at least 0.3), so
 //     a series exploring its range does not alarm on each first visit.
+//     A range breakout (a new record beyond the running range by a
+//     margin of it) counts with a little evidence from the level or the
+//     predictor (a score of 0.1) once LongScale readings have been
+//     learned, and with clear evidence (0.5) before, while a young range
+//     is still being explored.
 //     The combined raw score goes through the anomaly likelihood of Ahmad et
 //     al. (2017) with the red filter, and a rest period turns a run of
-//     anomalous readings into one alarm. The rest period ends early once
-//     the series has been quiet again (raw score under 0.1 and the
+//     anomalous readings into one alarm. A series that returns, within the
+//     rest period after an alarm, to a level it has occupied for a
+//     sustained time before while the baseline is still far off re-learns
+//     its baseline fast, as after the alarm, instead of crawling back
+//     while every quantile learns the gap as normal. The rest period ends
+//     early once the series has been quiet again (raw score under 0.1 and the
 //     smoothed value inside its slow range) for a third of it, so a
 //     second, distinct excursion soon after the first (a traffic jam an
 //     hour after another) is a new alarm, while one long excursion stays

@@ -25,8 +25,10 @@ const (
 	farOutside    = 3.0 // noise scales beyond the slow range that evidence a drift by themselves
 	sustainedZ    = 2.0 // noise scales between the smoothed value and the baseline that a sustained breakout needs
 	intervalAlpha = 0.02
-	gapLearn      = 2 // a silence must exceed gapLearn × the longest normal one to alarm
-	scaleMemory   = 4 // noise scales remember scaleMemory × LongScale readings
+	breakoutEvid  = 0.1 // level or spike score a breakout needs, once the range is mature
+	breakoutYoung = 0.5 // ...and while the range is young (LongScale readings)
+	gapLearn      = 2   // a silence must exceed gapLearn × the longest normal one to alarm
+	scaleMemory   = 4   // noise scales remember scaleMemory × LongScale readings
 	outlierWeight = 0.25
 	restScale     = 0.5  // factor of the score of a reading in the rest period
 	famFull       = 0.25 // share of Warmup readings in a value bin that makes it fully familiar
@@ -581,7 +583,17 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 			full = min(full, max(1800000/e.interval, 3))
 		}
 	}
-	if f := min(fc/full, 1); f > 0 {
+	f := min(fc/full, 1)
+	if live && f >= 1 && c.level > 0 && e.sinceAlarm <= int64(cfg.Rest) && !e.rearmed {
+		// Back, after an alarm, at a level the series has occupied for
+		// a sustained time, far from the baseline that followed the
+		// excursion: the baseline follows the return as it followed
+		// the alarm, instead of crawling back over LongScale readings
+		// while every quantile learns the gap as normal (masking the
+		// next anomaly for thousands of readings).
+		e.relearn = max(e.relearn, int64(2/shortAlpha))
+	}
+	if f > 0 {
 		c.level *= 1 - f
 		c.shift *= 1 - f
 	}
@@ -604,7 +616,16 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	cfg := &e.cfg
 	// A breakout counts only when the reading is also unusual for the
 	// level or the predictor: a new record within the noise is not one.
-	c.breakout = c.breakout && max(c.level, c.spike) >= 0.5
+	// Once the range has been learned over the baseline's memory, a new
+	// record by a margin of the whole range is strong evidence in itself
+	// and the reading need only be a little beyond the usual extreme of
+	// the level or the predictor (a score of breakoutEvid); before, while
+	// a young range is still being explored, it must be clearly beyond.
+	gate := float64(breakoutEvid)
+	if e.learned < int64(cfg.LongScale) {
+		gate = breakoutYoung
+	}
+	c.breakout = c.breakout && max(c.level, c.spike) >= gate
 	// A sustained breakout counts only with some evidence from the
 	// baseline, and from the smoothed value, not one reading: a series
 	// still exploring its natural range (a wandering level reaching a new
