@@ -18,7 +18,15 @@
 //     The one-step predictor judges a reading after a silence against the
 //     noise of a random walk over the silence, and an innovation beyond
 //     three times its own 99.5% quantile alarms by itself (at once, not
-//     after the likelihood's averaging window). A sustained breakout (the
+//     after the likelihood's averaging window), unless it is a recurring
+//     pattern: the last 32 such spikes are remembered (where they landed,
+//     in which direction; for 7 days of readings, at least 4 × LongScale),
+//     and a spike landing within 5% of the running range of two earlier
+//     ones in the same direction, and not beyond all of them by more than
+//     1% of the range, still scores but does not alarm by itself (a daily
+//     job lifting a series to the same value, a bursty series' usual
+//     bursts), while a spike of a new size or to a new place alarms at
+//     once. A sustained breakout (the
 //     smoothed value beyond a range that widens only slowly, with some
 //     evidence from the baseline (a reading scoring for level or shift and
 //     the smoothed value two noise scales off the baseline, so a wandering
@@ -127,7 +135,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 7 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 8 for the Ensemble, 4 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -138,11 +146,13 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,633 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,906 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 1,073 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 1,346 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either, the
-// contextual novelty table (72 two-byte bitmasks) and its state 171. A
+// contextual novelty table (72 two-byte bitmasks) and its state 171, the
+// spike memory (32 landings as a float32 offset and a uint32 reading
+// index) 273. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per
 // warm-up row before (a day of rows for a device reporting every minute or

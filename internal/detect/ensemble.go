@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 7
+	ensembleVersion = 8
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -114,6 +114,7 @@ type Ensemble struct {
 
 	fam familiar     // coarse histogram of the values learned as normal
 	ctx contextModel // contextual novelty of the coarse level sequence
+	spk spikeMemory  // where recent spikes landed
 
 	sv, slo, shi float64 // smoothed value and the slowly widening range it is judged against
 
@@ -160,6 +161,7 @@ type components struct {
 	raw                           float64 // combined raw score
 	ctx                           float64 // contextual novelty
 	ctxAlarm                      bool    // a novel context after a quiet rest
+	spikeRecur                    bool    // the spike landed where earlier spikes did
 }
 
 // Update scores the reading v at time t (Unix milliseconds). A NaN or
@@ -296,6 +298,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.flatOK = span > 0
 	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
 	e.ctx.init(e.lo, e.hi, e.floor)
+	e.spk.init(med)
 	e.sv, e.slo, e.shi = med, e.lo, e.hi
 	e.tsv, e.ltMean, e.ltDev, e.terrSide, e.terrSwgs = med, med, e.levelDev, 0, 0
 	e.longestRun = max(e.longestRun, e.run)
@@ -435,6 +438,18 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 	// judged against the noise of a random walk over the silence.
 	inn := v - e.fast
 	c.spike = e.qSpike.scaled(zscore(inn, e.innovDev*math.Sqrt(min(max(c.gap, 1), 100))))
+	if c.spike >= 1 {
+		// A spike that lands where earlier spikes landed is a recurring
+		// pattern: it still scores, but does not alarm by itself.
+		span := max(e.hi-e.lo, e.floor)
+		now := uint32(e.learned)
+		mem := scaleMemory * float64(cfg.LongScale)
+		if e.interval > 0 {
+			mem = max(mem, spikeDays*86400000/e.interval)
+		}
+		c.spikeRecur = e.spk.recurring(v, inn > 0, now, mem, spikeNear*span, spikeRecord*span)
+		e.spk.learn(v, inn > 0, now)
+	}
 
 	// Short-window mean against the slow baseline, in units of its own
 	// historical spread: self-calibrating for autocorrelated series.
@@ -637,7 +652,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// noise scale and so hide from it).
 	far := farOutside * max(e.levelDev, e.floor)
 	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
-	forced := c.breakout || c.rule || c.flat || c.nodata || c.spike >= 1 || c.sustained || c.territory || c.ctxAlarm
+	forced := c.breakout || c.rule || c.flat || c.nodata || (c.spike >= 1 && !c.spikeRecur) || c.sustained || c.territory || c.ctxAlarm
 	e.sinceAlarm++
 	// A run of anomalous readings is one alarm, but a new run after the
 	// series has been quiet again for a while is a new event: the rest
@@ -763,6 +778,7 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	e.lik.encode(&enc)
 	e.fam.encode(&enc)
 	e.ctx.encode(&enc)
+	e.spk.encode(&enc)
 	enc.boolean(e.daily != nil)
 	for _, bs := range [][]bucket{e.daily, e.weekly} {
 		for _, b := range bs {
@@ -814,6 +830,7 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 	s.lik.decode(&d)
 	s.fam.decode(&d)
 	s.ctx.decode(&d)
+	s.spk.decode(&d)
 	seasonal := d.boolean()
 	if d.err == nil && seasonal != e.cfg.Seasonal {
 		d.err = ErrBadState
