@@ -8,7 +8,7 @@ import (
 
 const (
 	deviceKind       = 'D'
-	deviceVersion    = 4
+	deviceVersion    = 5
 	maxDeviceWarmup  = 5000
 	maxSensors       = 256
 	minCUSUMLimit    = 20
@@ -30,6 +30,8 @@ const (
 	slowGainRate     = 0.5   // learning rate of the CUSUM's live gain relative to the MEWMA's
 	coldGain         = 1.3   // live gain of a detector fresh from warm-up: cold means conservative
 	spikeMADs        = 20    // a warm-up reading this many robust noise scales off its column's median is a glitch
+	stayRatio        = 0.7   // an alarm stays on while the stream that started it is over this share of its limit
+	staleMemories    = 6     // memories of the slow baselines after which an alarm's frozen baselines are stale
 )
 
 // DeviceDetector is the multivariate streaming detector of one device across
@@ -77,6 +79,7 @@ type DeviceDetector struct {
 	sinceEnd        int     // rows since the last alarm ended
 	lift            float64 // learned multiplier (≥ 1) of the control limits
 	settled         bool    // the last alarm ended at MaxAlarm and no onset followed yet
+	alarmArg        int     // the stream that started the current alarm
 
 	warmT []int64 // warm-up row times (Unix ms); nil after warm-up
 	// warmTarget caches warmRows (derived from warmT, not encoded).
@@ -101,7 +104,7 @@ func NewDeviceDetector(cfg DeviceConfig, sensors []string) *DeviceDetector {
 		panic(fmt.Sprintf("detect: %d sensors, want 1..%d", len(sensors), maxSensors))
 	}
 	k := len(sensors)
-	d := &DeviceDetector{cfg: cfg, sensors: slices.Clone(sensors), k: k, sinceEnd: math.MaxInt32}
+	d := &DeviceDetector{cfg: cfg, sensors: slices.Clone(sensors), k: k, sinceEnd: math.MaxInt32, alarmArg: -1}
 	d.alloc()
 	return d
 }
@@ -695,7 +698,17 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		d.sinceEnd++
 	}
 	onset := over && !d.inAlarm && d.sinceEnd > d.cfg.Rest
-	if over {
+	// Hysteresis: an alarm, once on, stays on while the stream that
+	// started it stays over stayRatio of its limit. A small persistent
+	// shift (a valve partly closed) keeps its statistic flickering around
+	// the limit; a fixed hold would split it into fragments and lose most
+	// of its rows. Another stream nearing its limit (a slow wander of a
+	// sensor against the baselines frozen by the alarm) does not hold it.
+	stay := d.inAlarm && ratio > stayRatio && arg == d.alarmArg
+	if over && !d.inAlarm {
+		d.alarmArg = arg
+	}
+	if over || stay {
 		d.inAlarm = true
 		d.quiet = 0
 	} else if d.inAlarm {
@@ -713,7 +726,16 @@ func (d *DeviceDetector) step(row []float64, live bool) Result {
 		}
 	}
 	if d.inAlarm {
-		backNow := true
+		// The reverse change point: every stream's fast EWMA back near its
+		// baseline. A shift smaller than endBand is not back while the
+		// stream that started the alarm stays over stayRatio of its limit,
+		// as long as the baselines, frozen during the alarm, are fresh
+		// (fewer than staleMemories of their memory, TrendSeconds of wall
+		// time, since the onset). Later, a residual deviation is as likely
+		// the process's own slow drift away from stale baselines, and the
+		// fast streams alone end the alarm, before it raises the limits.
+		fresh := float64(d.alarmRows)*d.trendA <= staleMemories
+		backNow := !fresh || ratio <= stayRatio || arg != d.alarmArg
 		for s := range d.fast {
 			if math.Abs(d.fast[s]) > endBand {
 				backNow = false
@@ -807,6 +829,7 @@ func (d *DeviceDetector) MarshalBinary() ([]byte, error) {
 	enc.u32(uint32(d.sinceEnd))
 	enc.f64(d.lift)
 	enc.boolean(d.settled)
+	enc.u32(uint32(d.alarmArg + 1))
 	for i := range d.fam {
 		d.fam[i].encode(&enc)
 	}
@@ -871,6 +894,10 @@ func (d *DeviceDetector) UnmarshalBinary(data []byte) error {
 	s.sinceEnd = int(dec.u32())
 	s.lift = dec.f64()
 	s.settled = dec.boolean()
+	s.alarmArg = int(dec.u32()) - 1
+	if dec.err == nil && (s.alarmArg < -1 || s.alarmArg >= 2*k) {
+		dec.err = fmt.Errorf("%w: alarm stream %d", ErrBadState, s.alarmArg)
+	}
 	s.fam, s.famBin, s.famDamp = make([]familiar, k), make([]int, k), make([]float64, k)
 	for i := range s.fam {
 		s.fam[i].decode(&dec)

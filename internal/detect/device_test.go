@@ -217,7 +217,7 @@ func TestDeviceRejectsOldState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []byte{0, 1, deviceVersion - 1, deviceVersion + 1} { // deviceVersion-1: before the live gains
+	for _, v := range []byte{0, 1, deviceVersion - 1, deviceVersion + 1} { // deviceVersion-1: an older layout
 		bad := slices.Clone(data)
 		bad[2] = v
 		if err := NewDeviceDetector(DefaultDeviceConfig(), devSensors).UnmarshalBinary(bad); !errors.Is(err, ErrBadState) {

@@ -109,6 +109,14 @@
 //     Ensemble's) counts only as much as it is unfamiliar; inside the
 //     warm-up range familiarity halves it at most, so the MEWMA keeps its
 //     sensitivity to small persistent shifts.
+//     An alarm, once on, stays on while the stream that started it stays
+//     over 0.7 of its limit (hysteresis), and the reverse change point
+//     (every stream's fast EWMA back near its baseline) does not end it
+//     meanwhile: a small persistent shift (a valve partly closed on a test
+//     bench) keeps its statistic flickering around the limit, and a fixed
+//     hold would split it into fragments. After six memories of the slow
+//     baselines (TrendSeconds) the baselines frozen by the alarm are stale
+//     and the fast streams alone end it again.
 //     Before fitting, the warm-up is cleared of glitches: a reading more
 //     than 20 robust noise scales off its column's median (the scale being
 //     the larger of the normal equivalents of the median and the 90th
@@ -135,7 +143,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 8 for the Ensemble, 4 for the
+// DeviceDetector) and a version byte (currently 8 for the Ensemble, 5 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -154,7 +162,7 @@
 // spike memory (32 landings as a float32 offset and a uint32 reading
 // index) 273. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
-// warm-up (2,407 bytes for 4 sensors, 4,915 for 8), plus 8k + 8 bytes per
+// warm-up (2,411 bytes for 4 sensors, 4,919 for 8), plus 8k + 8 bytes per
 // warm-up row before (a day of rows for a device reporting every minute or
 // slower: 1,440 at one a minute, 58 kB for 4 sensors).
 package detect
