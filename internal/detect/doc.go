@@ -19,14 +19,20 @@
 //     noise of a random walk over the silence, and an innovation beyond
 //     three times its own 99.5% quantile alarms by itself (at once, not
 //     after the likelihood's averaging window), unless it is a recurring
-//     pattern: the last 32 such spikes are remembered (where they landed,
-//     in which direction; for 7 days of readings, at least 4 × LongScale),
-//     and a spike landing within 5% of the running range of two earlier
-//     ones in the same direction, and not beyond all of them by more than
-//     1% of the range, still scores but does not alarm by itself (a daily
-//     job lifting a series to the same value, a bursty series' usual
-//     bursts), while a spike of a new size or to a new place alarms at
-//     once. A sustained breakout (the
+//     pattern: the last 64 such spikes away from the baseline are
+//     remembered (where they landed, in which direction, at what time of
+//     day; for 7 days of readings, at least 4 × LongScale), and a spike
+//     landing near two earlier ones in the same direction (within 5% of the
+//     running range, or, for a landing at the same time of day within an
+//     hour, within 15% of the spike's own distance from the baseline),
+//     and not beyond all of them by more than 1% of the range, still
+//     scores but does not alarm by itself (a daily job lifting a series to
+//     about the same value, a bursty series' usual bursts), while a spike
+//     of a new size or to a new place (a new record) alarms at once. A spike back towards the baseline
+//     (the end of a burst, in one step or partly, 90 → 40 → 0 on a busy
+//     CPU) does not alarm by itself and is not remembered: it is no
+//     evidence of its own, and a memory of returns would crowd the bursts
+//     out of it. A sustained breakout (the
 //     smoothed value beyond a range that widens only slowly, with some
 //     evidence from the baseline (a reading scoring for level or shift and
 //     the smoothed value two noise scales off the baseline, so a wandering
@@ -143,7 +149,7 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 8 for the Ensemble, 5 for the
+// DeviceDetector) and a version byte (currently 9 for the Ensemble, 5 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
@@ -154,13 +160,14 @@
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,906 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,987 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 1,346 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 1,427 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either, the
 // contextual novelty table (72 two-byte bitmasks) and its state 171, the
-// spike memory (32 landings as a float32 offset and a uint32 reading
-// index) 273. A
+// spike memory (64 landings of 5 bytes: a half-precision offset in
+// warm-up spans, a 16-bit clock that ticks every 2^shift readings and the
+// time of day in 1/256 days) 354. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,411 bytes for 4 sensors, 4,919 for 8), plus 8k + 8 bytes per
 // warm-up row before (a day of rows for a device reporting every minute or

@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 8
+	ensembleVersion = 9
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -298,7 +298,7 @@ func (e *Ensemble) warmup(t int64, v float64) {
 	e.flatOK = span > 0
 	e.fam.init(e.lo, e.hi, e.floor, e.cfg.Seasonal)
 	e.ctx.init(e.lo, e.hi, e.floor)
-	e.spk.init(med)
+	e.spk.init(med, max(e.hi-e.lo, e.floor), e.spikeMem())
 	e.sv, e.slo, e.shi = med, e.lo, e.hi
 	e.tsv, e.ltMean, e.ltDev, e.terrSide, e.terrSwgs = med, med, e.levelDev, 0, 0
 	e.longestRun = max(e.longestRun, e.run)
@@ -438,17 +438,22 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 	// judged against the noise of a random walk over the silence.
 	inn := v - e.fast
 	c.spike = e.qSpike.scaled(zscore(inn, e.innovDev*math.Sqrt(min(max(c.gap, 1), 100))))
+	now := uint32(e.learned)
+	e.spk.sweep(now, e.spikeMem())
 	if c.spike >= 1 {
 		// A spike that lands where earlier spikes landed is a recurring
-		// pattern: it still scores, but does not alarm by itself.
-		span := max(e.hi-e.lo, e.floor)
-		now := uint32(e.learned)
-		mem := scaleMemory * float64(cfg.LongScale)
-		if e.interval > 0 {
-			mem = max(mem, spikeDays*86400000/e.interval)
+		// pattern: it still scores, but does not alarm by itself. Only a
+		// spike away from the baseline counts and is remembered: a return
+		// towards it (the end of a burst, partly or wholly) is no evidence
+		// by itself, and a memory of returns would crowd out the bursts.
+		if base := e.level + seasOff; math.Abs(v-base) < math.Abs(e.fast-base) {
+			c.spikeRecur = true
+		} else {
+			span := max(e.hi-e.lo, e.floor)
+			tod := timeOfDay(t)
+			c.spikeRecur = e.spk.recurring(v, inn > 0, now, tod, e.spikeMem(), spikeNear*span, spikeRel*math.Abs(v-base), spikeRecord*span)
+			e.spk.learn(v, inn > 0, now, tod)
 		}
-		c.spikeRecur = e.spk.recurring(v, inn > 0, now, mem, spikeNear*span, spikeRecord*span)
-		e.spk.learn(v, inn > 0, now)
 	}
 
 	// Short-window mean against the slow baseline, in units of its own
@@ -734,6 +739,16 @@ func (e *Ensemble) decide(score float64, c components) Result {
 		}
 	}
 	return res
+}
+
+// spikeMem is the memory of the spike landings in readings: spikeDays at
+// the learned interval, and at least scaleMemory × LongScale readings.
+func (e *Ensemble) spikeMem() float64 {
+	mem := scaleMemory * float64(e.cfg.LongScale)
+	if e.interval > 0 {
+		mem = max(mem, spikeDays*86400000/e.interval)
+	}
+	return mem
 }
 
 // quietRest is the number of quiet readings that ends a rest period early.
