@@ -19,6 +19,9 @@ func (e *encoder) u8(v uint8)    { e.b = append(e.b, v) }
 func (e *encoder) u32(v uint32)  { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
 func (e *encoder) i64(v int64)   { e.b = binary.LittleEndian.AppendUint64(e.b, uint64(v)) }
 func (e *encoder) f64(v float64) { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(v)) }
+func (e *encoder) f32(v float64) {
+	e.b = binary.LittleEndian.AppendUint32(e.b, math.Float32bits(float32(v)))
+}
 func (e *encoder) boolean(v bool) {
 	if v {
 		e.u8(1)
@@ -78,6 +81,8 @@ func (d *decoder) u32() uint32 {
 	}
 	return binary.LittleEndian.Uint32(p)
 }
+
+func (d *decoder) f32() float64 { return float64(math.Float32frombits(d.u32())) }
 
 func (d *decoder) i64() int64 {
 	p := d.take(8, "int64")

@@ -58,6 +58,18 @@
 //     before, so a recurring pattern (a working day's load after a weekend)
 //     alarms once; only readings that did not look like a level change are
 //     learned, so a shift or a drift stays unfamiliar.
+//     A profile-mismatch test catches a seasonal break, a daily pattern
+//     that changes shape or phase while every reading stays inside the
+//     usual range: once the seasonal residual is in use, a mean of it in
+//     seasonal noise units over two hours of wall time is compared with
+//     its own largest usual absolute value, learned over the first week
+//     of the residual's use (weekdays and a weekend) and afterwards
+//     following a larger mean only over a day and forgetting an unseen
+//     one over a week (the weekends a daily profile missed before the
+//     weekly one took over). A mean three times that value (and at least
+//     3.6 noise units; residuals clipped at 8) alarms by itself; any
+//     alarm restarts the mean. It is never armed on a series whose
+//     seasonal residual is not in use, or before a week of its use.
 //     A contextual novelty component (after CAD-OSE, Smirnov 2016)
 //     quantises the value into 6 coarse levels across the padded warm-up
 //     range (plus one level below and one above it), with hysteresis (a
@@ -149,25 +161,26 @@
 //
 // MarshalBinary writes a detector's state (not its Config) as little-endian
 // fixed-width fields: the byte 'V', a kind byte ('E' Ensemble, 'D'
-// DeviceDetector) and a version byte (currently 9 for the Ensemble, 5 for the
+// DeviceDetector) and a version byte (currently 10 for the Ensemble, 5 for the
 // DeviceDetector), then
 // the fields in the order of the encode functions in ensemble.go and
 // device.go. Slices are a
 // uint32 length followed by float64 values; strings a uint32 length and
-// bytes; booleans one byte. UnmarshalBinary rejects another kind or version,
+// bytes; booleans one byte; the profile-mismatch mean and its largest
+// usual value float32, as the detector keeps them. UnmarshalBinary rejects another kind or version,
 // truncated input and trailing bytes with an error wrapping ErrBadState. A
 // new field means a new version; old versions are not read (a detector
 // re-warms from history instead).
 //
 // State size (measured by BenchmarkEnsemble and BenchmarkDevice): an
-// Ensemble is 5,987 bytes with the seasonal profile (48 daily and 168 weekly
+// Ensemble is 5,999 bytes with the seasonal profile (48 daily and 168 weekly
 // buckets of 14 bytes, and 24×32 two-byte hour-of-day familiarity counts)
-// and 1,427 bytes without, plus 8 bytes per warm-up reading while it warms
+// and 1,439 bytes without, plus 8 bytes per warm-up reading while it warms
 // up. The familiarity histogram (32 bins) is 276 bytes of either, the
 // contextual novelty table (72 two-byte bitmasks) and its state 171, the
 // spike memory (64 landings of 5 bytes: a half-precision offset in
 // warm-up spans, a 16-bit clock that ticks every 2^shift readings and the
-// time of day in 1/256 days) 354. A
+// time of day in 1/256 days) 354, the profile-mismatch test 12. A
 // DeviceDetector is about 8k² + 532k bytes plus its sensor names after
 // warm-up (2,411 bytes for 4 sensors, 4,919 for 8), plus 8k + 8 bytes per
 // warm-up row before (a day of rows for a device reporting every minute or

@@ -7,7 +7,7 @@ import (
 
 const (
 	ensembleKind    = 'E'
-	ensembleVersion = 9
+	ensembleVersion = 10
 
 	dailyBuckets  = 48  // 30-minute buckets of the day
 	weeklyBuckets = 168 // hourly buckets of the week
@@ -41,6 +41,16 @@ const (
 	terrSwing  = 0.5        // long-run noise scales either side of the mean that make a swing
 	terrSwings = 3          // swings from one side of the long-run mean to the other before the test is armed
 	terrSpan   = 86400000.0 // ms of history before the test is armed: the long run includes a day
+	// Profile mismatch (seasonal break) test: a mean of the seasonal
+	// residual over a few hours of wall time against its own largest
+	// usual value.
+	profWindow = 7200000.0     // ms: time constant of the mean of the seasonal residual
+	profArm    = 7 * 86400000. // ms of seasonal use (a week: weekdays and a weekend) before the test is armed
+	profLearn  = 86400000.0    // ms: memory with which the largest usual mean follows a larger one once armed
+	profForget = 7             // days' worth of profLearn over which an unseen largest mean is forgotten
+	profRatio  = 3.0           // multiple of the largest usual mean that alarms
+	profFloor  = 1.2           // least largest usual mean, in seasonal noise units
+	profClip   = 8.0           // seasonal residuals are clipped to ±profClip noise units in the mean
 )
 
 // fastAlphas are the candidate weights of the one-step predictor; the warm-up
@@ -125,6 +135,13 @@ type Ensemble struct {
 	// shown its long-run range a few times.
 	tsv, ltMean, ltDev float64 // smoothed deseasonalised value, long-run mean and noise (σ units) of the deseasonalised value
 	terrSide, terrSwgs float64
+
+	// Profile mismatch: a mean of the seasonal residual (in seasonal
+	// noise units) over profWindow of wall time and its largest usual
+	// absolute value (both kept at float32 precision, as they are
+	// stored), and the minute (Unix) the seasonal residual came into use.
+	pm, pmMax float64
+	pmSince   int64
 }
 
 // NewEnsemble returns an Ensemble with cfg. It panics if cfg does not
@@ -157,6 +174,7 @@ type components struct {
 	breakout, rule, flat, nodata  bool
 	sustained                     bool    // the smoothed value broke out of the slow range
 	territory                     bool    // the smoothed value is far out of the long-run distribution
+	profile                       bool    // the seasonal residual has been off the profile for hours, far more than ever before
 	gap                           float64 // silence before this reading in learned intervals (≥ 1)
 	raw                           float64 // combined raw score
 	ctx                           float64 // contextual novelty
@@ -378,6 +396,7 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 			switch {
 			case !e.seasOn && e.seasDev < 0.7*e.levelDev:
 				e.seasOn, e.short, e.cpos, e.cneg = true, 0, 0, 0
+				e.pm, e.pmMax, e.pmSince = 0, 0, t/60000
 				e.shortDev = 1.5 * e.seasDev * math.Sqrt(shortAlpha/(2-shortAlpha))
 			case e.seasOn && e.seasDev > 0.9*e.levelDev:
 				e.seasOn, e.short, e.cpos, e.cneg = false, 0, 0, 0
@@ -387,6 +406,9 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 				// Unusual for the seasonal profile and not plainly usual:
 				// a profile that is briefly wrong does not alarm.
 				zl = min(zscore(resid, e.seasDev), 2*zl)
+				if live {
+					c.profile = e.profileMismatch(t, seasResid)
+				}
 			}
 		}
 	}
@@ -630,6 +652,42 @@ func (e *Ensemble) score(t int64, v float64, c components, live bool) Result {
 	return e.decide(score, c)
 }
 
+// profileMismatch updates the mean of the seasonal residual over the last
+// hours and reports a seasonal break: a daily pattern that changed shape or
+// phase while every reading stays inside the usual range, so the residual
+// of the seasonal profile stays off for hours, far more than it ever did
+// in a week of the profile's own use.
+func (e *Ensemble) profileMismatch(t int64, seasResid float64) bool {
+	al, ml := 1.0, 1.0
+	if e.interval > 0 {
+		al, ml = min(e.interval/profWindow, 1), min(e.interval/profLearn, 1)
+	}
+	e.pm = f32(e.pm + al*(min(max(seasResid/e.seasDev, -profClip), profClip)-e.pm))
+	z := math.Abs(e.pm)
+	if float64(t/60000-e.pmSince)*60000 < profArm {
+		// Not armed: learn the largest usual mean of a week of the
+		// profile (weekdays and a weekend).
+		e.pmMax = max(e.pmMax, z)
+		return false
+	}
+	alarm := z >= profRatio*max(e.pmMax, profFloor)
+	if z > e.pmMax {
+		// A larger mean is learned slowly, over a day, so a break
+		// that builds up over hours does not teach itself as usual.
+		e.pmMax += ml * (z - e.pmMax)
+	} else {
+		// ...and a largest mean not seen again is forgotten over a
+		// week (the weekends a daily profile missed, before the weekly
+		// one took over).
+		e.pmMax += ml / profForget * (z - e.pmMax)
+	}
+	e.pmMax = f32(e.pmMax)
+	return alarm
+}
+
+// f32 rounds x to float32 precision, the precision it is stored with.
+func f32(x float64) float64 { return float64(float32(x)) }
+
 // decide applies the threshold, the direct-evidence detectors and the rest
 // period.
 func (e *Ensemble) decide(score float64, c components) Result {
@@ -657,7 +715,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	// noise scale and so hide from it).
 	far := farOutside * max(e.levelDev, e.floor)
 	c.sustained = outside && (evidence || e.sv < e.slo-far || e.sv > e.shi+far)
-	forced := c.breakout || c.rule || c.flat || c.nodata || (c.spike >= 1 && !c.spikeRecur) || c.sustained || c.territory || c.ctxAlarm
+	forced := c.breakout || c.rule || c.flat || c.nodata || (c.spike >= 1 && !c.spikeRecur) || c.sustained || c.territory || c.ctxAlarm || c.profile
 	e.sinceAlarm++
 	// A run of anomalous readings is one alarm, but a new run after the
 	// series has been quiet again for a while is a new event: the rest
@@ -705,6 +763,9 @@ func (e *Ensemble) decide(score float64, c components) Result {
 		e.relearn = int64(2 / shortAlpha)
 	}
 	e.cpos, e.cneg = 0, 0
+	// The mean of the seasonal residual starts afresh: a seasonal break
+	// alarms once, and the baseline re-learns after any alarm.
+	e.pm = 0
 	if forced {
 		score = max(score, cfg.Threshold+(1-cfg.Threshold)/2)
 	}
@@ -722,7 +783,7 @@ func (e *Ensemble) decide(score float64, c components) Result {
 	parts := []named{
 		{DetRule, b2f(c.rule) * 3}, {DetBreakout, b2f(c.breakout || c.sustained) * 2.5},
 		{DetNoData, b2f(c.nodata) * 2.2}, {DetFlat, b2f(c.flat) * 2},
-		{DetShift, max(c.shift, b2f(c.territory)*2.4)}, {DetLevel, c.level}, {DetSpike, c.spike}, {DetVariance, c.variance},
+		{DetShift, max(c.shift, b2f(c.territory)*2.4)}, {DetLevel, max(c.level, b2f(c.profile)*2.3)}, {DetSpike, c.spike}, {DetVariance, c.variance},
 	}
 	slices.SortStableFunc(parts, func(a, b named) int {
 		switch {
@@ -790,6 +851,9 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	enc.i64(e.relearn)
 	enc.i64(e.learned)
 	enc.boolean(e.seasOn)
+	enc.f32(e.pm)
+	enc.f32(e.pmMax)
+	enc.u32(uint32(int32(e.pmSince)))
 	e.lik.encode(&enc)
 	e.fam.encode(&enc)
 	e.ctx.encode(&enc)
@@ -842,6 +906,9 @@ func (e *Ensemble) UnmarshalBinary(data []byte) error {
 	s.relearn = d.i64()
 	s.learned = d.i64()
 	s.seasOn = d.boolean()
+	s.pm = d.f32()
+	s.pmMax = d.f32()
+	s.pmSince = int64(int32(d.u32()))
 	s.lik.decode(&d)
 	s.fam.decode(&d)
 	s.ctx.decode(&d)
