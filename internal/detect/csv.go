@@ -83,6 +83,9 @@ const maxCSVColumns = maxSensors
 // Columns named label, labels, anomaly, changepoint, is_pa or ground_truth
 // (any case) are ground truth: copied to the output, never scored; columns
 // named anomaly_score or is_anomaly (an earlier run's output) are replaced.
+// A leading row-index column (unnamed, "index", "Unnamed: 0") before a
+// column named timestamp, datetime, time, date or ts is copied, not read as
+// the time.
 func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions) (CSVStats, error) {
 	var stats CSVStats
 	if err := errors.Join(opts.Config.Validate(), opts.Device.Validate()); err != nil {
@@ -125,10 +128,17 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 	// Value columns are scored; label columns are passed through unscored
 	// (a sensor must never see the answer), and an earlier run's
 	// anomaly_score and is_anomaly are replaced by this run's.
+	// The timestamp is the first column, unless a later one is named like
+	// a time and the ones before it are not (a row index written by a
+	// data-frame library: ",timestamp,value" or "Unnamed: 0,datetime,...");
+	// the columns before it are copied, not scored.
+	tc := timeColumn(header)
 	var cols []int // indexes of the scored columns in a record
 	keep := make([]bool, len(header))
-	keep[0] = true
-	for i := 1; i < len(header); i++ {
+	for i := 0; i <= tc; i++ {
+		keep[i] = true
+	}
+	for i := tc + 1; i < len(header); i++ {
 		switch labelColumn(header[i]) {
 		case colValue:
 			cols = append(cols, i)
@@ -194,9 +204,9 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		if len(rec) != len(header) {
 			return stats, fmt.Errorf("score csv: line %d: %w: %d fields, want %d", line, ErrBadCSV, len(rec), len(header))
 		}
-		t, err := tp.parse(rec[0])
+		t, err := tp.parse(rec[tc])
 		if err != nil {
-			return stats, fmt.Errorf("score csv: line %d, column %q: %w: %w", line, header[0], ErrBadCSV, err)
+			return stats, fmt.Errorf("score csv: line %d, column %q: %w: %w", line, header[tc], ErrBadCSV, err)
 		}
 		for i, c := range cols {
 			v, missing, err := parseValue(rec[c])
@@ -273,6 +283,25 @@ func ScoreCSV(ctx context.Context, in io.Reader, out io.Writer, opts CSVOptions)
 		opts.Progress(stats.Rows, cr.n, opts.Size)
 	}
 	return stats, nil
+}
+
+// timeColumn returns the index of the timestamp column of header: the
+// first column named like a time (timestamp, datetime, time, date, ts) if
+// every column before it is an unnamed or index-like column, else 0.
+func timeColumn(header []string) int {
+	for i, h := range header {
+		switch strings.ToLower(strings.TrimSpace(h)) {
+		case "timestamp", "datetime", "time", "date", "ts":
+			return i
+		case "", "index", "idx", "id", "row":
+			continue
+		}
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h)), "unnamed") {
+			continue // pandas' "Unnamed: 0"
+		}
+		return 0
+	}
+	return 0
 }
 
 // Kinds of input column.

@@ -340,3 +340,40 @@ func TestScoreCSVLabelColumnsPassThrough(t *testing.T) {
 		t.Fatalf("only a label column: err %v, want ErrBadCSV naming the missing value column", err)
 	}
 }
+
+// A row index written by a data-frame library before the timestamp column
+// is copied, not read as the time; the scores are those of the file
+// without it.
+func TestScoreCSVLeadingIndexColumn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	tm := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var plain, indexed, unnamed strings.Builder
+	plain.WriteString("timestamp,value\n")
+	indexed.WriteString(",timestamp,value\n")
+	unnamed.WriteString("Unnamed: 0,datetime,value\n")
+	for i := range 1500 {
+		tm = tm.Add(time.Minute)
+		v := fmt.Sprintf("%.3f", 20+rng.NormFloat64())
+		if i == 1200 {
+			v = "45"
+		}
+		fmt.Fprintf(&plain, "%s,%s\n", tm.Format(time.RFC3339), v)
+		fmt.Fprintf(&indexed, "%d,%s,%s\n", i, tm.Format(time.RFC3339), v)
+		fmt.Fprintf(&unnamed, "%d,%s,%s\n", i, tm.Format(time.RFC3339), v)
+	}
+	want, _ := scoreString(t, plain.String(), DefaultCSVOptions())
+	for name, in := range map[string]string{"empty": indexed.String(), "Unnamed: 0": unnamed.String()} {
+		got, st := scoreString(t, in, DefaultCSVOptions())
+		if strings.Join(st.Columns, ",") != "value" {
+			t.Fatalf("%s index: scored columns %v, want [value]", name, st.Columns)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i][0] != fmt.Sprint(i-1) || got[i][3] != want[i][2] || got[i][4] != want[i][3] {
+				t.Fatalf("%s index, row %d: %v, want the index kept and the scores %v", name, i, got[i], want[i])
+			}
+		}
+		if got[1201][4] != "1" {
+			t.Errorf("%s index: the spike at row 1200 is not flagged", name)
+		}
+	}
+}
