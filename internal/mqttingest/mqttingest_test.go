@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/ingest"
 	"github.com/vigil-iot/vigil/internal/mqttingest"
 	"github.com/vigil-iot/vigil/internal/telemetry"
+	"github.com/vigil-iot/vigil/internal/testutil/tcpproxy"
 	"github.com/vigil-iot/vigil/internal/timeseries"
 	"github.com/vigil-iot/vigil/internal/timeseries/embedts"
 )
@@ -263,74 +262,6 @@ func TestEmbeddedBroker(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until cut; restore accepts
-// again. It stands for a broker that goes away and comes back.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) listen(addr string) {
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly after a cut
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy listen %s: %v", addr, err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
-		}
-	}()
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() { p.listen(p.addr) }
-
 // TestSubscriberMosquitto follows a topic on the real Mosquitto broker,
 // loses the connection, and gets every QoS 1 message published meanwhile
 // after it reconnects (persistent session, resubscribe on connect).
@@ -346,9 +277,9 @@ func TestSubscriberMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := strings.TrimPrefix(broker, "tcp://")
-	px := newProxy(t, host)
+	px := tcpproxy.New(t, host)
 	sub, err := mqttingest.NewSubscriber(e.in, mqttingest.SubscriberOptions{
-		BrokerURL: "tcp://" + px.addr, Topic: tmpl, ClientID: unique("vigil-sub-"), Decoder: e.dec,
+		BrokerURL: "tcp://" + px.Addr(), Topic: tmpl, ClientID: unique("vigil-sub-"), Decoder: e.dec,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -383,11 +314,11 @@ func TestSubscriberMosquitto(t *testing.T) {
 	}
 	e.waitValues(t, "vib", 50)
 
-	px.cut() // the broker goes away for Vigil
+	px.Cut() // the broker goes away for Vigil
 	for i := 50; i < 100; i++ {
 		publish(t, dev, root+"/m-1/telemetry", line(i))
 	}
-	px.restore()
+	px.Restore()
 	got := e.waitValues(t, "vib", 100)
 	var want []timeseries.Sample
 	for i := range 100 {

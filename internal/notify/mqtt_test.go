@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/appdb"
 	"github.com/vigil-iot/vigil/internal/mqttingest"
 	"github.com/vigil-iot/vigil/internal/notify"
+	"github.com/vigil-iot/vigil/internal/testutil/tcpproxy"
 )
 
 // brokers returns the MQTT brokers to test against, by name: an in-process
@@ -227,78 +227,6 @@ func TestRelayMQTT(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until cut; restore accepts
-// again. It stands for a broker that goes away and comes back.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(func() { p.cut(); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) listen(addr string) {
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly after a cut
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy listen %s: %v", addr, err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
-		}
-	}()
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() { p.listen(p.addr) }
-
 // TestRelayMQTTBrokerAway: while the broker is away the notifications stay
 // in the outbox (the webhook still gets them); once it is back, the next
 // claims publish every one of them.
@@ -309,15 +237,15 @@ func TestRelayMQTTBrokerAway(t *testing.T) {
 			db, rc, srv, clk := setup(t, 0)
 			root := unique("vigil-test-")
 			sub := subscribe(t, broker, root+"/anomalies/+")
-			px := newProxy(t, strings.TrimPrefix(broker, "tcp://"))
-			pub := runPublisher(t, "tcp://"+px.addr)
+			px := tcpproxy.New(t, strings.TrimPrefix(broker, "tcp://"))
+			pub := runPublisher(t, "tcp://"+px.Addr())
 			r := mustRelay(t, db.Outbox(), notify.Options{
 				Webhook: &notify.Webhook{URL: srv.URL, Secret: secret},
 				MQTT:    &notify.MQTT{Publisher: pub, Topic: root + "/anomalies/{device}"},
 				Now:     clk.Now, Tries: 3, RetryInitial: time.Millisecond, RescheduleInitial: time.Second, RescheduleMax: time.Minute,
 			})
 
-			px.cut() // the broker goes away for Vigil
+			px.Cut() // the broker goes away for Vigil
 			want := notifications(t, db, root, map[string]string{"pump-1": "pump-1", "fan-2": "fan-2"})
 			if _, err := r.RelayOnce(t.Context()); err != nil {
 				t.Fatalf("RelayOnce: %v", err)
@@ -337,7 +265,7 @@ func TestRelayMQTTBrokerAway(t *testing.T) {
 			}
 			rc.mu.Unlock()
 
-			px.restore()
+			px.Restore()
 			waitConnected(t, pub)
 			for range 10 {
 				if len(undelivered(t, db)) == 0 {

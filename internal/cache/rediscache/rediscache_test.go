@@ -5,11 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"github.com/vigil-iot/vigil/internal/cache"
 	"github.com/vigil-iot/vigil/internal/cache/cachetest"
 	"github.com/vigil-iot/vigil/internal/cache/rediscache"
+	"github.com/vigil-iot/vigil/internal/testutil/tcpproxy"
 )
 
 func TestMain(m *testing.M) {
@@ -229,69 +227,6 @@ func TestLockExpiresAtFromServerClock(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to a Redis server until cut, when it
-// closes its listener and every connection: to the client, the server has
-// gone away.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-func startProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(p.Cut)
-	return p
-}
-
-func (p *cutProxy) accept() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			in.Close()
-			out.Close()
-			return
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(out, in); out.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(in, out); in.Close() })
-	}
-}
-
-// Cut stops the proxy and waits for its goroutines.
-func (p *cutProxy) Cut() {
-	p.mu.Lock()
-	p.cut = true
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	p.wg.Wait()
-}
-
 // TestServerGone: once the server cannot be reached, operations fail with
 // ErrUnavailable (a retry policy may try again), not ErrNotFound or a bare
 // network error.
@@ -301,8 +236,8 @@ func TestServerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, opts.Addr)
-	proxied := strings.Replace(url, opts.Addr, p.ln.Addr().String(), 1)
+	p := tcpproxy.New(t, opts.Addr)
+	proxied := strings.Replace(url, opts.Addr, p.Addr(), 1)
 	c, err := rediscache.Open(t.Context(), proxied, rediscache.Options{Prefix: randomPrefix(t)})
 	if err != nil {
 		t.Fatalf("Open via proxy %q: %v", proxied, err)
