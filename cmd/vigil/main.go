@@ -28,7 +28,7 @@ func commands() map[string]command {
 		"detect":   {"score a CSV file with the anomaly detectors", cmdDetect},
 		"serve":    {"run Vigil: store, API and detection (embedded defaults)", cmdServe},
 		"token":    {"create, list or revoke API tokens", cmdToken},
-		"corpus":   {"write a labelled anomaly corpus of CSV files", cmdCorpus},
+		"corpus":   {"write a labelled anomaly corpus of CSV files, or import NAB/SKAB (import-nab, import-skab)", cmdCorpus},
 		"eval":     {"measure detection quality on a labelled corpus", cmdEval},
 		"simulate": {"send a simulated fleet's telemetry with labelled faults (HTTP or MQTT)", cmdSimulate},
 		"demo":     {"run Vigil with a simulated fleet feeding it (try this first)", cmdDemo},
