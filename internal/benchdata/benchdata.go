@@ -2,6 +2,7 @@ package benchdata
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -253,4 +254,42 @@ func (im *importer) finish() (simulate.Labels, Summary, error) {
 		return simulate.Labels{}, im.sum, err
 	}
 	return im.labels, im.sum, nil
+}
+
+// convertFile reads the data file rel (full path full) of an import and
+// returns its table, reporting interval in ms and windows; it may warn.
+type convertFile func(im *importer, full, rel string) (*table, int64, []simulate.Window, error)
+
+// importAll converts every CSV file under data with convert into a corpus
+// in out; after, if not nil, runs once all files are written, before the
+// labels are. op ("import nab") prefixes every error.
+func importAll(ctx context.Context, op, data, out string, opts Options, convert convertFile, after func(im *importer)) (simulate.Labels, Summary, error) {
+	files, err := listCSV(data)
+	if err != nil {
+		return simulate.Labels{}, Summary{}, fmt.Errorf("%s: %w", op, err)
+	}
+	im, err := newImporter(out, opts)
+	if err != nil {
+		return simulate.Labels{}, Summary{}, fmt.Errorf("%s: %w", op, err)
+	}
+	for i, rel := range files {
+		if err := ctx.Err(); err != nil {
+			return simulate.Labels{}, im.sum, fmt.Errorf("%s: %w", op, err)
+		}
+		t, interval, ws, err := convert(im, filepath.Join(data, filepath.FromSlash(rel)), rel)
+		if err != nil {
+			return simulate.Labels{}, im.sum, fmt.Errorf("%s: %w", op, err)
+		}
+		if err := im.write(i+1, len(files), rel, t, interval, ws); err != nil {
+			return simulate.Labels{}, im.sum, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if after != nil {
+		after(im)
+	}
+	l, sum, err := im.finish()
+	if err != nil {
+		return simulate.Labels{}, sum, fmt.Errorf("%s: %w", op, err)
+	}
+	return l, sum, nil
 }

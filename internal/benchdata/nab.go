@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -27,44 +26,29 @@ func ImportNAB(ctx context.Context, data, labelsPath, out string, opts Options) 
 	if err != nil {
 		return simulate.Labels{}, Summary{}, fmt.Errorf("import nab: %w", err)
 	}
-	files, err := listCSV(data)
-	if err != nil {
-		return simulate.Labels{}, Summary{}, fmt.Errorf("import nab: %w", err)
-	}
-	im, err := newImporter(out, opts)
-	if err != nil {
-		return simulate.Labels{}, Summary{}, fmt.Errorf("import nab: %w", err)
-	}
-	for i, rel := range files {
-		if err := ctx.Err(); err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import nab: %w", err)
-		}
-		t, err := readNABFile(filepath.Join(data, filepath.FromSlash(rel)), rel)
-		if err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import nab: %w", err)
-		}
-		ws, ok := windows[rel]
-		if !ok {
-			im.warn("%s: no key %q in %s: the file gets no windows", rel, rel, labelsPath)
-		}
-		delete(windows, rel)
-		if err := im.write(i+1, len(files), rel, t, t.medianStepMs(0), ws); err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import nab: %w", err)
-		}
-	}
-	left := make([]string, 0, len(windows))
-	for k := range windows {
-		left = append(left, k)
-	}
-	sort.Strings(left)
-	for _, k := range left {
-		im.warn("%s: label key %q matches no CSV file under %s", labelsPath, k, data)
-	}
-	l, sum, err := im.finish()
-	if err != nil {
-		return simulate.Labels{}, sum, fmt.Errorf("import nab: %w", err)
-	}
-	return l, sum, nil
+	return importAll(ctx, "import nab", data, out, opts,
+		func(im *importer, full, rel string) (*table, int64, []simulate.Window, error) {
+			t, err := readNABFile(full, rel)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			ws, ok := windows[rel]
+			if !ok {
+				im.warn("%s: no key %q in %s: the file gets no windows", rel, rel, labelsPath)
+			}
+			delete(windows, rel)
+			return t, t.medianStepMs(0), ws, nil
+		},
+		func(im *importer) {
+			left := make([]string, 0, len(windows))
+			for k := range windows {
+				left = append(left, k)
+			}
+			sort.Strings(left)
+			for _, k := range left {
+				im.warn("%s: label key %q matches no CSV file under %s", labelsPath, k, data)
+			}
+		})
 }
 
 // readNABLabels reads combined_windows.json: file key → windows, sorted by

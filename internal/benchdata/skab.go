@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,34 +21,17 @@ import (
 // the first normal row after it (or 1 ms past the last row). It returns
 // the labels written and the summary.
 func ImportSKAB(ctx context.Context, data, out string, opts Options) (simulate.Labels, Summary, error) {
-	files, err := listCSV(data)
-	if err != nil {
-		return simulate.Labels{}, Summary{}, fmt.Errorf("import skab: %w", err)
-	}
-	im, err := newImporter(out, opts)
-	if err != nil {
-		return simulate.Labels{}, Summary{}, fmt.Errorf("import skab: %w", err)
-	}
-	for i, rel := range files {
-		if err := ctx.Err(); err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import skab: %w", err)
-		}
-		t, err := readSKABFile(filepath.Join(data, filepath.FromSlash(rel)), rel)
-		if err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import skab: %w", err)
-		}
-		if !t.labelled {
-			im.warn("%s: no anomaly column: a clean file, no windows", rel)
-		}
-		if err := im.write(i+1, len(files), rel, t, t.medianStepMs(1000), skabWindows(t)); err != nil {
-			return simulate.Labels{}, im.sum, fmt.Errorf("import skab: %w", err)
-		}
-	}
-	l, sum, err := im.finish()
-	if err != nil {
-		return simulate.Labels{}, sum, fmt.Errorf("import skab: %w", err)
-	}
-	return l, sum, nil
+	return importAll(ctx, "import skab", data, out, opts,
+		func(im *importer, full, rel string) (*table, int64, []simulate.Window, error) {
+			t, err := readSKABFile(full, rel)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			if !t.labelled {
+				im.warn("%s: no anomaly column: a clean file, no windows", rel)
+			}
+			return t, t.medianStepMs(1000), skabWindows(t), nil
+		}, nil)
 }
 
 // skabWindows returns the maximal runs of anomalous rows of t as windows.
